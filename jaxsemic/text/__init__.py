@@ -1,0 +1,1 @@
+"""Semantic branch: Flax ports of BERT, CLIP text and BLIP with Hugging Face weight import."""
