@@ -1,0 +1,1 @@
+"""Input pipeline: image folders, caption vectors, grain loaders."""
