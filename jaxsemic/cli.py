@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compress": ("jaxsemic.commands.codec", "compress an image to a .jsc file"),
     "decompress": ("jaxsemic.commands.codec", "decompress a .jsc file to a PNG"),
     "info": ("jaxsemic.commands.info", "describe a model directory or a .jsc file"),
+    "embed-text": ("jaxsemic.commands.embed_text", "embed caption sidecars into a text-vector cache"),
     "bdrate": ("jaxsemic.commands.bdrate", "Bjøntegaard BD-rate / BD-PSNR between results JSON files"),
 }
 
