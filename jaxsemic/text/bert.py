@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsemic.errors import UserError
+from jaxsemic.text.attention import dot_product_attention, padding_mask
 from jaxsemic.text.hf_weights import Rule, convert, read_config, read_state_dict, strip_prefix
 
 ACTIVATIONS = {
@@ -74,21 +75,16 @@ class SelfOutput(nn.Module):
 
 
 class MultiHeadAttention(nn.Module):
-  """Scaled dot-product attention with HF `query/key/value` Dense layers; mask True = may attend."""
+  """HF `BertSelfAttention`: `query/key/value` Dense layers; mask [B,Q,K] True = may attend."""
   config: BertConfig
 
   @nn.compact
   def __call__(self, x: jax.Array, context: jax.Array, mask: jax.Array) -> jax.Array:
     c = self.config
-    heads, width = c.num_attention_heads, c.hidden_size // c.num_attention_heads
-    split = lambda t: t.reshape(*t.shape[:-1], heads, width)
-    q = split(nn.Dense(c.hidden_size, name="query")(x))
-    k = split(nn.Dense(c.hidden_size, name="key")(context))
-    v = split(nn.Dense(c.hidden_size, name="value")(context))
-    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(jnp.float32(width))
-    scores = jnp.where(mask[:, None], scores, jnp.finfo(scores.dtype).min)
-    out = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), v)
-    return out.reshape(*x.shape[:-1], c.hidden_size)
+    q = nn.Dense(c.hidden_size, name="query")(x)
+    k = nn.Dense(c.hidden_size, name="key")(context)
+    v = nn.Dense(c.hidden_size, name="value")(context)
+    return dot_product_attention(q, k, v, mask, c.num_attention_heads)
 
 
 class Attention(nn.Module):
@@ -160,15 +156,12 @@ class BertModel(nn.Module):
     c = self.config
     chex.assert_rank(input_ids, 2)
     b, t = input_ids.shape
-    keep = jnp.ones((b, t), bool) if attention_mask is None else attention_mask.astype(bool)
-    mask = jnp.broadcast_to(keep[:, None, :], (b, t, t))  # [B, query, key]
-    if c.is_decoder:
-      mask = mask & jnp.tril(jnp.ones((t, t), bool))[None]
+    keep = jnp.ones((b, t), bool) if attention_mask is None else attention_mask
+    mask = padding_mask(keep, t, causal=c.is_decoder)  # [B, query, key]
     if encoder_states is not None:
       chex.assert_rank(encoder_states, 3)
-      enc_keep = (jnp.ones(encoder_states.shape[:2], bool) if encoder_mask is None
-                  else encoder_mask.astype(bool))
-      encoder_mask = jnp.broadcast_to(enc_keep[:, None, :], (b, t, encoder_states.shape[1]))
+      enc_keep = jnp.ones(encoder_states.shape[:2], bool) if encoder_mask is None else encoder_mask
+      encoder_mask = padding_mask(enc_keep, t)
     h = Embeddings(c, name="embeddings")(input_ids)
     h = Encoder(c, name="encoder")(h, mask, encoder_states, encoder_mask)
     out = {"last_hidden_state": h}

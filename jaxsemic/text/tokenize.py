@@ -12,6 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import tokenizers
+import tokenizers.decoders
+import tokenizers.models
+import tokenizers.normalizers
+import tokenizers.pre_tokenizers
+import tokenizers.processors
 
 from jaxsemic.errors import UserError
 
@@ -47,7 +52,9 @@ class Tokenizer:
 
   def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
     """Token ids -> text."""
-    return self.tok.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+    text = self.tok.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+    suffix = getattr(self.tok.model, "end_of_word_suffix", None)  # CLIP BPE marks word ends with </w>
+    return text.replace(suffix, " ").strip() if suffix else text
 
   def token_id(self, token: str) -> int:
     """Id of a special token such as '[SEP]'; UserError if the vocabulary lacks it."""
@@ -57,21 +64,57 @@ class Tokenizer:
     return i
 
 
+def _special(cfg: dict, name: str, default: str | None = None) -> str | None:
+  """A special token from tokenizer_config.json / special_tokens_map.json (string or {"content": ...})."""
+  v = cfg.get(name, default)
+  return v.get("content") if isinstance(v, dict) else v
+
+
+def clip_bpe_tokenizer(vocab: Path, merges: Path, cfg: dict) -> tokenizers.Tokenizer:
+  """CLIP's byte-level BPE from vocab.json + merges.txt (as HF `CLIPTokenizer` builds it)."""
+  unk = _special(cfg, "unk_token", "<|endoftext|>")
+  bos, eos = _special(cfg, "bos_token", "<|startoftext|>"), _special(cfg, "eos_token", "<|endoftext|>")
+  tok = tokenizers.Tokenizer(tokenizers.models.BPE.from_file(
+      str(vocab), str(merges), continuing_subword_prefix="", end_of_word_suffix="</w>", fuse_unk=False,
+      unk_token=unk))
+  tok.normalizer = tokenizers.normalizers.Sequence([
+      tokenizers.normalizers.NFC(), tokenizers.normalizers.Replace(tokenizers.Regex(r"\s+"), " "),
+      tokenizers.normalizers.Lowercase()])
+  words = (r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]"""
+           r"""|[^\s\p{L}\p{N}]+""")
+  tok.pre_tokenizer = tokenizers.pre_tokenizers.Sequence([
+      tokenizers.pre_tokenizers.Split(tokenizers.Regex(words), behavior="removed", invert=True),
+      tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)])
+  tok.decoder = tokenizers.decoders.ByteLevel()
+  tok.add_special_tokens([t for t in {unk, bos, eos, _special(cfg, "pad_token")} if t])
+  tok.post_processor = tokenizers.processors.RobertaProcessing(
+      (eos, tok.token_to_id(eos)), (bos, tok.token_to_id(bos)), trim_offsets=False, add_prefix_space=False)
+  return tok
+
+
+def _read_json(path: Path) -> dict:
+  return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def load_tokenizer(model_dir: Path, max_length: int, pad_id: int | None = None) -> Tokenizer:
-  """Reads tokenizer.json (or a BERT vocab.txt) from a Hugging Face model directory."""
+  """Reads tokenizer.json, a BERT vocab.txt or a CLIP vocab.json + merges.txt from a HF model directory."""
   model_dir = Path(model_dir)
+  cfg = _read_json(model_dir / "special_tokens_map.json") | _read_json(model_dir / "tokenizer_config.json")
   tok_json, vocab = model_dir / "tokenizer.json", model_dir / "vocab.txt"
-  if tok_json.is_file():
-    try:
+  try:
+    if tok_json.is_file():
       tok = tokenizers.Tokenizer.from_file(str(tok_json))
-    except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception on bad files.
-      raise UserError(f"cannot read tokenizer {tok_json}: {e}") from e
-  elif vocab.is_file():
-    cfg_path = model_dir / "tokenizer_config.json"
-    cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
-    tok = tokenizers.BertWordPieceTokenizer(str(vocab), lowercase=cfg.get("do_lower_case", True))._tokenizer
-  else:
-    raise UserError(f"{model_dir} has no tokenizer.json or vocab.txt")
+    elif vocab.is_file():
+      tok = tokenizers.BertWordPieceTokenizer(str(vocab), lowercase=cfg.get("do_lower_case", True))._tokenizer
+    elif (model_dir / "vocab.json").is_file() and (model_dir / "merges.txt").is_file():
+      tok = clip_bpe_tokenizer(model_dir / "vocab.json", model_dir / "merges.txt", cfg)
+    else:
+      raise UserError(f"{model_dir} has no tokenizer.json, vocab.txt or vocab.json + merges.txt")
+  except UserError:
+    raise
+  except Exception as e:  # noqa: BLE001 - tokenizers raises bare Exceptions on bad files.
+    raise UserError(f"cannot read the tokenizer in {model_dir}: {e}") from e
   if pad_id is None:
-    pad_id = next((i for t in ("[PAD]", "<pad>", "<|endoftext|>") if (i := tok.token_to_id(t)) is not None), 0)
+    names = (_special(cfg, "pad_token"), "[PAD]", "<pad>", "<|endoftext|>")
+    pad_id = next((i for t in names if t and (i := tok.token_to_id(t)) is not None), 0)
   return Tokenizer(tok, max_length, pad_id)
