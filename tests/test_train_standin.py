@@ -25,10 +25,10 @@ class StandInCodec(nn.Module):
 
   @nn.compact
   def __call__(self, x, text=None, train=False):
-    y = nn.Conv(self.M, (16, 16), strides=16, name="g_a")(x)
+    y = nn.Dense(self.M, name="g_a")(space_to_depth(x, 16))
     if self.fusion != "none" and text is not None:
       y = y + nn.Dense(self.M, name="fuse")(text)[:, None, None, :]
-    z = nn.Conv(self.N, (4, 4), strides=4, name="h_a")(y)
+    z = nn.Dense(self.N, name="h_a")(space_to_depth(y, 4))
     if train:
       y_hat = y + jax.random.uniform(self.make_rng("noise"), y.shape, minval=-0.5, maxval=0.5)
       z_hat = z + jax.random.uniform(self.make_rng("noise"), z.shape, minval=-0.5, maxval=0.5)
@@ -37,8 +37,22 @@ class StandInCodec(nn.Module):
     scale_y = jax.nn.softplus(self.param("scale_y", nn.initializers.ones, (self.M,))) + 0.1
     scale_z = jax.nn.softplus(self.param("scale_z", nn.initializers.ones, (self.N,))) + 0.1
     lik = lambda v, s: jnp.maximum(jax.nn.sigmoid((v + 0.5) / s) - jax.nn.sigmoid((v - 0.5) / s), 1e-9)
-    x_hat = nn.ConvTranspose(3, (16, 16), strides=(16, 16), name="g_s")(y_hat)
+    x_hat = depth_to_space(nn.Dense(16 * 16 * 3, name="g_s")(y_hat), 16)
     return {"x_hat": x_hat, "likelihoods": {"y": lik(y_hat, scale_y), "z": lik(z_hat, scale_z)}}
+
+
+def space_to_depth(x, k):
+  """[B, H, W, C] -> [B, H/k, W/k, k*k*C] (non-overlapping k x k patches)."""
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // k, k, w // k, k, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h // k, w // k, k * k * c)
+
+
+def depth_to_space(x, k):
+  """Inverse of space_to_depth."""
+  b, h, w, c = x.shape
+  x = x.reshape(b, h, w, k, k, c // (k * k)).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h * k, w * k, c // (k * k))
 
 
 def standin_loss(out, x, lmbda):

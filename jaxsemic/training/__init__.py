@@ -1,0 +1,1 @@
+"""Training library: state, sharded train step, checkpoints, logging, evaluation, the loop."""

@@ -1,0 +1,200 @@
+"""The training loop: `train_and_evaluate(config, workdir)` on one device, many devices or many hosts."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxsemic.data import pipeline, text_vectors
+from jaxsemic.errors import UserError
+from jaxsemic.training import checkpoint, distributed, evaluate, sharding
+from jaxsemic.training.logger import MetricLogger
+from jaxsemic.training.state import TrainState, create_state, make_optimizer
+from jaxsemic.training.step import LossFn, train_step
+
+CONFIG_FILE = "config.json"
+
+
+def text_dim_of(model_config: ml_collections.ConfigDict) -> int | None:
+  """The text vector size the model consumes, or None for a model without the semantic branch."""
+  if model_config.get("fusion", "none") == "none":
+    return None
+  return int(model_config.text_dim)
+
+
+def default_model_and_loss(config: ml_collections.ConfigDict) -> tuple[nn.Module, LossFn]:
+  """SELIC from jaxsemic.models and the rate-distortion loss of jaxsemic.losses (paper Eq. 1)."""
+  from jaxsemic.losses import rate_distortion_loss  # pylint: disable=import-outside-toplevel
+  from jaxsemic.models import build_model  # pylint: disable=import-outside-toplevel
+  return build_model(config.model), rate_distortion_loss
+
+
+def init_state_fn(model: nn.Module, optimizer, config: ml_collections.ConfigDict,
+                  rng: jax.Array) -> Callable[[], TrainState]:
+  """A no-argument function creating the initial state (for eval_shape and a sharded jit)."""
+  crop = config.data.crop_size
+  dim = text_dim_of(config.model)
+
+  def init() -> TrainState:
+    params_rng, noise_rng = jax.random.split(rng)
+    x = jnp.zeros((1, crop, crop, 3), jnp.float32)
+    text = None if dim is None else jnp.zeros((1, dim), jnp.float32)
+    variables = model.init({"params": params_rng, "noise": noise_rng}, x, text, train=True)
+    return create_state(variables["params"], optimizer)
+
+  return init
+
+
+def make_sharded_step(model: nn.Module, optimizer, loss_fn: LossFn, lmbda: float,
+                      mesh: jax.sharding.Mesh, state_shardings: Any):
+  """train_step jitted with explicit shardings: state replicated, batch split over 'data', state donated."""
+  step = functools.partial(train_step, model=model, optimizer=optimizer, loss_fn=loss_fn,
+                           lmbda=lmbda)
+  repl = sharding.replicated(mesh)
+  return jax.jit(step, in_shardings=(state_shardings, sharding.batch_sharding(mesh), repl),
+                 out_shardings=(state_shardings, repl), donate_argnums=0)
+
+
+def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Saves the run's config as JSON (what `jaxsemic export` reads the model config from)."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  os.replace(tmp, path)
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a run in `workdir` was started with."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise UserError(f"no training run in {workdir} ({CONFIG_FILE} not found)")
+  with open(path, encoding="utf-8") as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def eval_text_lookup(config: ml_collections.ConfigDict) -> Callable[[str], np.ndarray | None]:
+  """path -> the first cached caption vector of an eval image (empty caption if none)."""
+  dim = text_dim_of(config.model)
+  if dim is None:
+    return lambda path: None
+  table = text_vectors.load_vectors(config.eval.text_cache) if config.eval.text_cache else {}
+  root = config.eval.dir
+
+  def lookup(path: str) -> np.ndarray:
+    from jaxsemic.data.files import relative_key  # pylint: disable=import-outside-toplevel
+    rows, empty = text_vectors.vectors_for_files(table, [relative_key(path, root)], dim)
+    return empty if rows[0] is None else rows[0][0]
+
+  return lookup
+
+
+class _NonFiniteGuard:
+  """Counts consecutive skipped (NaN/inf) steps from lagged metrics and stops the run when they repeat."""
+
+  def __init__(self, limit: int, log: MetricLogger):
+    self.limit, self.log, self.run = limit, log, 0
+
+  def check(self, step: int, nonfinite: int) -> None:
+    if not nonfinite:
+      self.run = 0
+      return
+    self.run += 1
+    self.log.message(f"step {step}: loss or gradient is NaN/inf, update skipped ({self.run} in a row)")
+    if self.run >= self.limit:
+      raise UserError(f"loss was NaN/inf for {self.run} steps in a row (last at step {step}); "
+                      "stopping: lower config.learning_rate or config.grad_clip, or check the data")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       model: nn.Module | None = None,
+                       loss_fn: LossFn | None = None) -> dict[str, float]:
+  """Trains config.num_train_steps steps (resuming from `workdir` if it holds checkpoints).
+
+  Returns the last logged training metrics (and eval metrics, prefixed eval_).
+  """
+  distributed.initialize()
+  os.makedirs(workdir, exist_ok=True)
+  chief = jax.process_index() == 0
+  if chief:
+    write_config(workdir, config)
+  mesh = sharding.make_mesh()
+  sharding.check_batch_size(config.batch_size, mesh)
+  log = MetricLogger(workdir, config.num_train_steps, enabled=chief)
+
+  train_set = pipeline.find_train_set(config.data, text_dim_of(config.model))
+  log.message(f"{len(train_set.paths)} training images"
+              + (f" ({train_set.num_small_skipped} smaller than the crop skipped)"
+                 if train_set.num_small_skipped else "")
+              + f"; {jax.process_count()} process(es), {jax.device_count()} device(s)")
+  loader = pipeline.make_train_loader(config, train_set, process_index=jax.process_index(),
+                                      process_count=jax.process_count())
+  data_iter = iter(loader)
+  if model is None or loss_fn is None:
+    default_model, default_loss = default_model_and_loss(config)
+    model, loss_fn = model or default_model, loss_fn or default_loss
+
+  optimizer = make_optimizer(config)
+  rng = jax.random.PRNGKey(config.seed)
+  init_rng, train_rng = jax.random.split(rng)
+  init = init_state_fn(model, optimizer, config, init_rng)
+  abstract = jax.eval_shape(init)
+  state_shardings = sharding.tree_shardings(abstract, sharding.replicated(mesh))
+  manager = checkpoint.make_manager(workdir, config)
+  state = checkpoint.restore_latest(
+      manager, checkpoint.abstract_with_shardings(abstract, state_shardings), data_iter)
+  if state is None:
+    state = jax.jit(init, out_shardings=state_shardings)()
+  else:
+    log.message(f"resumed from checkpoint at step {int(sharding.to_host(state.step))}")
+  step_fn = make_sharded_step(model, optimizer, loss_fn, config.lmbda, mesh, state_shardings)
+  train_rng = jax.device_put(train_rng, sharding.replicated(mesh))
+
+  guard = _NonFiniteGuard(config.max_nonfinite_steps, log)
+  step = int(sharding.to_host(state.step))
+  pending, window, last = None, [], {}
+  skipped_files = 0
+  try:
+    while step < config.num_train_steps:
+      batch = sharding.global_batch(next(data_iter), mesh)
+      state, metrics = step_fn(state, batch, train_rng)
+      step += 1
+      if pending is not None:  # Read the previous step's metrics: keeps the device one step ahead.
+        done = sharding.to_host(pending[1])
+        guard.check(pending[0], int(done["nonfinite"]))
+        skipped_files += int(done.get("skipped_files", 0))
+        window.append(done)
+      pending = (step, metrics)
+      checkpoint.save(manager, step, state, data_iter, every=config.checkpoint_every)
+      if step % config.log_every == 0 or step == config.num_train_steps:
+        done = sharding.to_host(pending[1])
+        guard.check(step, int(done["nonfinite"]))
+        skipped_files += int(done.get("skipped_files", 0))
+        window.append(done)
+        pending = None
+        last = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+        last["skipped_files_total"] = skipped_files
+        log.train(step, last)
+        window = []
+      if chief and config.eval.dir and config.eval_every and (
+          step % config.eval_every == 0 or step == config.num_train_steps):
+        ev = evaluate.evaluate_folder(model, state.params, config, eval_text_lookup(config))
+        log.eval(step, ev)
+        last.update({f"eval_{k}": v for k, v in ev.items()})
+    checkpoint.save(manager, step, state, data_iter)  # the final step, unless just saved
+  finally:
+    manager.wait_until_finished()
+    manager.close()
+    log.close()
+  if skipped_files:
+    log.message(f"{skipped_files} unreadable image reads were skipped during training")
+  return last

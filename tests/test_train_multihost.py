@@ -1,0 +1,62 @@
+"""Multi-host: two processes on localhost joined by jax.distributed (CPU, gloo) train a few steps."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from test_train_standin import write_images
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_RUN = r"""
+import json, sys
+import jax
+from test_train_standin import standin_for, standin_loss, tiny_train_config
+from jaxsemic.training import trainer
+config = tiny_train_config(sys.argv[1], num_train_steps=4, checkpoint_every=2, log_every=2,
+                           batch_size=4)
+last = trainer.train_and_evaluate(config, sys.argv[2], model=standin_for(config), loss_fn=standin_loss)
+print(json.dumps({"process": jax.process_index(), "count": jax.process_count(),
+                  "devices": jax.device_count(), "loss": last["loss"]}))
+"""
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_train_together(tmp_path):
+  data = write_images(str(tmp_path / "data"), count=6)
+  workdir = str(tmp_path / "run")
+  port = _free_port()
+  procs = []
+  for pid in range(2):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COORDINATOR_ADDRESS=f"localhost:{port}",
+               JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(pid),
+               PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
+    procs.append(subprocess.Popen([sys.executable, "-c", _RUN, data, workdir], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+  outs = []
+  try:
+    for p in procs:
+      outs.append(p.communicate(timeout=300)[0])
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  for p, out in zip(procs, outs):
+    assert p.returncode == 0, out[-3000:]
+  import json  # pylint: disable=import-outside-toplevel
+  results = [json.loads(out.strip().splitlines()[-1]) for out in outs]
+  assert sorted(r["process"] for r in results) == [0, 1]
+  assert all(r["count"] == 2 and r["devices"] == 2 for r in results)
+  assert "step 4/4" in outs[0] and "step 4/4" not in outs[1]  # only process 0 logs
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
