@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decompress": ("jaxsemic.commands.codec", "decompress a .jsc file to a PNG"),
     "info": ("jaxsemic.commands.info", "describe a model directory or a .jsc file"),
     "embed-text": ("jaxsemic.commands.embed_text", "embed caption sidecars into a text-vector cache"),
+    "caption": ("jaxsemic.commands.caption", "caption a folder of images with BLIP"),
     "bdrate": ("jaxsemic.commands.bdrate", "Bjøntegaard BD-rate / BD-PSNR between results JSON files"),
 }
 
