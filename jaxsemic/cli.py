@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("jaxsemic.commands.info", "describe a model directory or a .jsc file"),
     "embed-text": ("jaxsemic.commands.embed_text", "embed caption sidecars into a text-vector cache"),
     "caption": ("jaxsemic.commands.caption", "caption a folder of images with BLIP"),
+    "bench": ("jaxsemic.commands.bench", "rate-distortion curve of a classic codec (JPEG, WebP, ...)"),
+    "plot": ("jaxsemic.commands.plot", "plot rate-distortion curves from results JSON files"),
     "bdrate": ("jaxsemic.commands.bdrate", "Bjøntegaard BD-rate / BD-PSNR between results JSON files"),
 }
 
@@ -47,9 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     return 2
   module = importlib.import_module(COMMANDS[name][0])
   parser = argparse.ArgumentParser(prog=f"jaxsemic {name}", description=COMMANDS[name][1])
-  module.add_arguments(parser, name) if _takes_name(module.add_arguments) else module.add_arguments(parser)
+  if module.add_arguments.__code__.co_argcount >= 2:
+    module.add_arguments(parser, name)
+  else:
+    module.add_arguments(parser)
   args = parser.parse_args(argv[1:])
   args.command = name
+  from jaxsemic.runtime import enable_compilation_cache
+  enable_compilation_cache()
   try:
     return int(module.run(args) or 0)
   except UserError as e:
@@ -64,10 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"jaxsemic {name}: internal error: {type(e).__name__}: {e} "
           "(set JAXSEMIC_DEBUG=1 for a traceback)", file=sys.stderr)
     return 1
-
-
-def _takes_name(fn) -> bool:
-  return fn.__code__.co_argcount >= 2
 
 
 if __name__ == "__main__":

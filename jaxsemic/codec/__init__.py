@@ -1,0 +1,1 @@
+"""Inference-time codec: model directories, the .jsc bitstream, compress / decompress."""

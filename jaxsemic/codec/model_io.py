@@ -1,0 +1,183 @@
+"""Inference model directories: params (orbax), config.json and the integer coding tables (tables.npz).
+
+MODEL_DIR/
+  config.json   format, version, model config, model id, metadata
+  params/       orbax StandardCheckpointer tree of the Flax params
+  tables.npz    CDF tables of the factorized prior (per channel) and the Gaussian conditional (per scale)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsemic.entropy import tables as tables_lib
+from jaxsemic.entropy.coder import TableCoder
+from jaxsemic.entropy.gaussian import default_scale_table
+from jaxsemic.errors import UserError
+from jaxsemic.models import ModelConfig, build_model
+
+FORMAT = "jaxsemic-model"
+FORMAT_VERSION = 1
+
+
+def example_inputs(cfg: ModelConfig, batch: int = 1, size: int = 64) -> tuple[jax.Array, jax.Array]:
+  """Dummy (x, text) with which a model is initialised or shaped."""
+  return jnp.zeros((batch, size, size, 3), jnp.float32), jnp.zeros((batch, cfg.text_dim), jnp.float32)
+
+
+def init_params(cfg: ModelConfig, seed: int = 0) -> dict:
+  """Randomly initialised params of the model."""
+  x, t = example_inputs(cfg)
+  keys = {"params": jax.random.PRNGKey(seed), "noise": jax.random.PRNGKey(seed + 1)}
+  return jax.jit(lambda: build_model(cfg).init(keys, x, t, train=True))()["params"]
+
+
+def abstract_params(cfg: ModelConfig) -> dict:
+  """ShapeDtypeStructs of the params (restore target and shape check)."""
+  x, t = example_inputs(cfg)
+  keys = {"params": jax.random.PRNGKey(0), "noise": jax.random.PRNGKey(1)}
+  return jax.eval_shape(lambda: build_model(cfg).init(keys, x, t, train=True))["params"]
+
+
+def make_coding_tables(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+  """Integer coding tables from trained params: a pure function, run once at export."""
+  density = {k: np.asarray(v) for k, v in params["z_prior"].items()}
+  scale_table = default_scale_table()
+  out = {"scale_table": scale_table}
+  out.update(tables_lib.factorized_tables(density).as_dict("z"))
+  out.update(tables_lib.gaussian_tables(scale_table).as_dict("y"))
+  return out
+
+
+def compute_model_id(config: Mapping[str, Any], params: Mapping[str, Any],
+                     tables: Mapping[str, np.ndarray]) -> bytes:
+  """8-byte fingerprint of everything the decoder depends on (config, params, tables)."""
+  h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+  for path, leaf in sorted(jax.tree_util.tree_leaves_with_path(params), key=lambda kv: jax.tree_util.keystr(kv[0])):
+    h.update(jax.tree_util.keystr(path).encode())
+    h.update(np.ascontiguousarray(np.asarray(leaf, np.float32)).tobytes())
+  for k in sorted(tables):
+    h.update(k.encode())
+    h.update(np.ascontiguousarray(tables[k]).tobytes())
+  return h.digest()[:8]
+
+
+def _unwrap(params: Mapping[str, Any]) -> Mapping[str, Any]:
+  return params["params"] if set(params) == {"params"} else params
+
+
+def save_model(out_dir: str, params: Mapping[str, Any], model_config: Any, *, force: bool = False,
+               metadata: Mapping[str, Any] | None = None) -> bytes:
+  """Writes an inference model directory atomically; returns its model id."""
+  cfg = ModelConfig.from_any(model_config)
+  params = jax.tree.map(lambda a: np.asarray(a, np.float32), _unwrap(params))
+  _check_tree(params, abstract_params(cfg))
+  out_dir = os.path.abspath(out_dir)
+  if os.path.exists(out_dir) and not force:
+    raise UserError(f"{out_dir} exists; pass --force to replace it")
+  tables = make_coding_tables(params)
+  model_id = compute_model_id(cfg.to_dict(), params, tables)
+  parent = os.path.dirname(out_dir)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-model-")
+  try:
+    import orbax.checkpoint as ocp
+    with ocp.StandardCheckpointer() as ckptr:
+      ckptr.save(os.path.join(tmp, "params"), params)
+      ckptr.wait_until_finished()
+    np.savez(os.path.join(tmp, "tables.npz"), **tables)
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "model": cfg.to_dict(), "model_id": model_id.hex(),
+            "metadata": dict(metadata or {})}
+    with open(os.path.join(tmp, "config.json"), "w") as f:
+      json.dump(meta, f, indent=2)
+    if os.path.exists(out_dir):
+      shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return model_id
+
+
+def _check_tree(params: Mapping[str, Any], abstract: Mapping[str, Any]) -> None:
+  """Every parameter present with the shape the config implies, and nothing else."""
+  got = {jax.tree_util.keystr(p): np.shape(v) for p, v in jax.tree_util.tree_leaves_with_path(params)}
+  want = {jax.tree_util.keystr(p): tuple(v.shape) for p, v in jax.tree_util.tree_leaves_with_path(abstract)}
+  missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+  if missing or extra:
+    raise UserError(f"params do not match the model config: missing {missing[:3]}, unexpected {extra[:3]}")
+  bad = [k for k in want if tuple(got[k]) != want[k]]
+  if bad:
+    raise UserError(f"parameter {bad[0]} has shape {got[bad[0]]}, the config implies {want[bad[0]]}")
+
+
+@dataclasses.dataclass
+class CodecModel:
+  """A loaded inference model: the Flax module, its params, coding tables and identity."""
+
+  cfg: ModelConfig
+  params: Mapping[str, Any]
+  tables: Mapping[str, np.ndarray]
+  model_id: bytes
+  path: str = ""
+  metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    self.module = build_model(self.cfg)
+    self.z_coder = TableCoder(tables_lib.CodingTables.from_dict(self.tables, "z"))
+    self.y_coder = TableCoder(tables_lib.CodingTables.from_dict(self.tables, "y"))
+    self.scale_table = np.asarray(self.tables["scale_table"], np.float32)
+
+  @classmethod
+  def from_params(cls, params: Mapping[str, Any], model_config: Any) -> "CodecModel":
+    """An in-memory model (tables built now), e.g. for tests and evaluation during training."""
+    cfg = ModelConfig.from_any(model_config)
+    params = jax.tree.map(lambda a: np.asarray(a, np.float32), _unwrap(params))
+    tables = make_coding_tables(params)
+    return cls(cfg, params, tables, compute_model_id(cfg.to_dict(), params, tables))
+
+  def num_params(self) -> int:
+    return int(sum(np.size(a) for a in jax.tree.leaves(self.params)))
+
+
+def load_model(path: str) -> CodecModel:
+  """Loads a model directory written by `save_model`; UserError if it is missing or not one."""
+  path = os.path.abspath(path)
+  cfg_path = os.path.join(path, "config.json")
+  if not os.path.isdir(path):
+    raise UserError(f"model directory not found: {path}")
+  if not os.path.isfile(cfg_path):
+    raise UserError(f"{path} is not a jaxsemic model directory (no config.json)")
+  try:
+    with open(cfg_path) as f:
+      meta = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise UserError(f"cannot read {cfg_path}: {e}") from e
+  if meta.get("format") != FORMAT:
+    raise UserError(f"{path} is not a jaxsemic model directory (format {meta.get('format')!r})")
+  if meta.get("version") != FORMAT_VERSION:
+    raise UserError(f"model format version {meta.get('version')} is not supported")
+  try:
+    cfg = ModelConfig.from_any(meta["model"])
+  except (KeyError, TypeError, ValueError) as e:
+    raise UserError(f"{cfg_path}: invalid model config: {e}") from e
+  try:
+    import orbax.checkpoint as ocp
+    with ocp.StandardCheckpointer() as ckptr:
+      params = ckptr.restore(os.path.join(path, "params"), abstract_params(cfg))
+    with np.load(os.path.join(path, "tables.npz")) as z:
+      tables = {k: z[k] for k in z.files}
+  except (OSError, ValueError, KeyError, FileNotFoundError) as e:
+    raise UserError(f"cannot load model from {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from e
+  params = jax.tree.map(np.asarray, params)
+  return CodecModel(cfg, params, tables, bytes.fromhex(meta["model_id"]), path, meta.get("metadata", {}))

@@ -1,0 +1,86 @@
+"""`jaxsemic compress` and `jaxsemic decompress`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from jaxsemic.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+  if name == "compress":
+    parser.add_argument("input", help="image (PNG, JPEG, ...)")
+    parser.add_argument("output", help=".jsc file to write")
+    parser.add_argument("--model", required=True, help="model directory (jaxsemic init / export)")
+    parser.add_argument("--caption", help="text describing the image (text-guided models)")
+    parser.add_argument("--captions", help="jsonl file with {'file', 'caption' or 'captions'} lines")
+    parser.add_argument("--text-encoder", help="HF directory or hub name of the text encoder "
+                        "(default: the model's, else all-MiniLM-L6-v2)")
+    parser.add_argument("--drop-alpha", action="store_true", help="discard a non-opaque alpha channel")
+  else:
+    parser.add_argument("input", help=".jsc file")
+    parser.add_argument("output", help="PNG file to write")
+    parser.add_argument("--model", help="model directory (default: $JAXSEMIC_MODEL)")
+  parser.add_argument("--force", action="store_true", help="overwrite an existing output")
+  parser.add_argument("--json", action="store_true", help="print one JSON object with the results")
+
+
+def _model(path: str | None):
+  from jaxsemic.codec.model_io import load_model
+  path = path or os.environ.get("JAXSEMIC_MODEL")
+  if not path:
+    raise UserError("no model given: pass --model MODEL_DIR")
+  return load_model(path)
+
+
+def _caption_for(args, image_path: str) -> str | None:
+  if args.caption is not None:
+    return args.caption
+  if args.captions:
+    from jaxsemic.text_lookup import caption_from_file
+    return caption_from_file(args.captions, image_path)
+  return None
+
+
+def run(args: argparse.Namespace) -> int:
+  from jaxsemic.codec import api, image_io
+  image_io.check_output(args.output, args.force)
+  t0 = time.perf_counter()
+  if args.command == "compress":
+    image = image_io.read_image(args.input, drop_alpha=args.drop_alpha, quiet=args.json)
+    model = _model(args.model)
+    text, note = None, None
+    if model.cfg.fusion != "none":
+      caption = _caption_for(args, args.input)
+      if caption is None:
+        caption, note = "", "no caption given (--caption/--captions): coding with the empty caption"
+      from jaxsemic.text_lookup import embed_caption
+      text = embed_caption(caption, model, args.text_encoder)
+    if note and not args.json:
+      print(f"note: {note}", file=sys.stderr)
+    data, info = api.compress(model, image, text)
+    image_io.write_atomic(args.output, data, args.force)
+  else:
+    with open(args.input, "rb") if os.path.isfile(args.input) else _missing(args.input) as f:
+      data = f.read()
+    model = _model(args.model)
+    image = api.decompress(model, data)
+    image_io.write_png(args.output, image, args.force)
+    h, w = image.shape[:2]
+    info = {"bytes": len(data), "bpp": 8.0 * len(data) / (h * w), "height": h, "width": w}
+  info["seconds"] = time.perf_counter() - t0
+  if args.json:
+    print(json.dumps(info))
+  else:
+    print(f"{args.output}: {info['width']}x{info['height']}, {info['bytes']} bytes, {info['bpp']:.4f} bpp"
+          + (f" (estimated {info['estimated_bpp']:.4f})" if "estimated_bpp" in info else "")
+          + f", {info['seconds']:.2f} s")
+  return 0
+
+
+def _missing(path: str):
+  raise UserError(f"input not found: {path}")

@@ -1,0 +1,1 @@
+"""Entropy models (likelihoods for training), integer coding tables and the range coder."""

@@ -1,0 +1,105 @@
+"""Range coding of integer symbols with `constriction`, driven by the integer tables of `entropy.tables`.
+
+Symbols are coded in groups that share a table, groups in increasing table index, positions within a group in
+row-major order; the decoder knows every table index before decoding, so it walks the same order. A symbol
+outside its table's range is coded as the escape symbol followed by its value (zig-zag, bit length, then 8-bit
+chunks, all with uniform models), so nothing is ever clipped.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import constriction
+import numpy as np
+
+from jaxsemic.entropy.tables import PRECISION, CodingTables
+
+_model = constriction.stream.model
+_NBITS = _model.Uniform(33)
+_BYTE = _model.Uniform(256)
+
+
+class TableCoder:
+  """Encodes and decodes int32 arrays against a `CodingTables` stack (models built once, lazily)."""
+
+  def __init__(self, tables: CodingTables):
+    self.tables = tables
+
+  @functools.lru_cache(maxsize=None)
+  def _categorical(self, k: int):
+    n = int(self.tables.length[k])
+    probs = self.tables.pmf[k, :n].astype(np.float64) / float(1 << PRECISION)
+    return _model.Categorical(probs, perfect=False)
+
+  def encode(self, encoder, values: np.ndarray, indexes: np.ndarray) -> None:
+    """Appends `values` (any shape) coded with table `indexes` (same shape) to a RangeEncoder."""
+    values = np.asarray(values, np.int64).ravel()
+    indexes = np.asarray(indexes, np.int64).ravel()
+    if values.shape != indexes.shape:
+      raise ValueError("values and indexes differ in shape")
+    for k in np.unique(indexes):
+      pos = np.flatnonzero(indexes == k)
+      n = int(self.tables.length[k])
+      sym = values[pos] - int(self.tables.offset[k])
+      escaped = (sym < 0) | (sym >= n - 1)
+      encoder.encode(np.where(escaped, n - 1, sym).astype(np.int32), self._categorical(int(k)))
+      if escaped.any():
+        _encode_raw(encoder, values[pos][escaped])
+
+  def decode(self, decoder, indexes: np.ndarray) -> np.ndarray:
+    """Reads values for table `indexes` from a RangeDecoder, in the encoder's order; returns int32."""
+    shape = np.shape(indexes)
+    indexes = np.asarray(indexes, np.int64).ravel()
+    out = np.zeros(indexes.shape, np.int64)
+    for k in np.unique(indexes):
+      pos = np.flatnonzero(indexes == k)
+      n = int(self.tables.length[k])
+      sym = np.asarray(decoder.decode(self._categorical(int(k)), len(pos)), np.int64)
+      vals = sym + int(self.tables.offset[k])
+      escaped = sym == n - 1
+      if escaped.any():
+        vals[escaped] = _decode_raw(decoder, int(escaped.sum()))
+      out[pos] = vals
+    return out.reshape(shape).astype(np.int32)
+
+
+def _encode_raw(encoder, values: np.ndarray) -> None:
+  """Zig-zag values, then their bit lengths (0..32), then 8-bit chunks, least significant first."""
+  v = np.asarray(values, np.int64)
+  u = np.where(v >= 0, 2 * v, -2 * v - 1).astype(np.uint64)
+  nbits = np.array([int(x).bit_length() for x in u], np.int32)
+  encoder.encode(nbits, _NBITS)
+  chunks = [(int(x) >> (8 * i)) & 0xFF for x, b in zip(u, nbits) for i in range((int(b) + 7) // 8)]
+  if chunks:
+    encoder.encode(np.array(chunks, np.int32), _BYTE)
+
+
+def _decode_raw(decoder, count: int) -> np.ndarray:
+  nbits = np.asarray(decoder.decode(_NBITS, count), np.int64)
+  nchunks = (nbits + 7) // 8
+  total = int(nchunks.sum())
+  chunks = np.asarray(decoder.decode(_BYTE, total), np.int64) if total else np.zeros(0, np.int64)
+  out, i = [], 0
+  for c in nchunks:
+    u = sum(int(chunks[i + j]) << (8 * j) for j in range(int(c)))
+    i += int(c)
+    out.append(u // 2 if u % 2 == 0 else -(u + 1) // 2)
+  return np.array(out, np.int64)
+
+
+def new_encoder():
+  """A fresh range encoder (a queue: decoding order equals encoding order)."""
+  return constriction.stream.queue.RangeEncoder()
+
+
+def finish(encoder) -> bytes:
+  """The compressed words of an encoder as bytes (little-endian uint32)."""
+  return np.asarray(encoder.get_compressed(), "<u4").tobytes()
+
+
+def new_decoder(data: bytes):
+  """A range decoder over bytes produced by `finish`."""
+  if len(data) % 4:
+    raise ValueError("range-coded stream length is not a multiple of 4 bytes")
+  return constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))

@@ -1,0 +1,46 @@
+"""Gaussian conditional: likelihoods for training and the quantised scale table for coding.
+
+As in CompressAI's `GaussianConditional` (Ballé et al. 2018, Minnen et al. 2018): each latent is modelled as a
+Gaussian convolved with a unit box, p(y) = Phi((y - mu + 1/2)/s) - Phi((y - mu - 1/2)/s), scales bounded below.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsemic.layers.gdn import lower_bound
+
+Array = jax.Array
+SCALE_BOUND = 0.11
+LIKELIHOOD_BOUND = 1e-9
+
+
+def default_scale_table(lo: float = SCALE_BOUND, hi: float = 256.0, levels: int = 64) -> np.ndarray:
+  """Log-spaced scales (CompressAI's `get_scale_table`), float32 so every device compares the same numbers."""
+  return np.exp(np.linspace(math.log(lo), math.log(hi), levels)).astype(np.float32)
+
+
+def _std_cdf(x: Array) -> Array:
+  return 0.5 * jax.lax.erfc(-x * (2 ** -0.5))
+
+
+def gaussian_likelihood(y: Array, mean: Array, scale: Array) -> Array:
+  """Probability mass of the unit bin around y under N(mean, scale^2); symmetric form for stability."""
+  scale = lower_bound(scale, SCALE_BOUND)
+  v = jnp.abs(y - mean)
+  upper = _std_cdf((0.5 - v) / scale)
+  lower = _std_cdf((-0.5 - v) / scale)
+  return lower_bound(upper - lower, LIKELIHOOD_BOUND)
+
+
+def scale_index(scale: Array, table: Array) -> Array:
+  """Index of the coding table for each scale: the number of table[:-1] entries strictly below it.
+
+  Both encoder and decoder call this on float32 scales from the same computation, so the indices agree.
+  """
+  s = jnp.maximum(scale.astype(jnp.float32), SCALE_BOUND)
+  return jnp.sum(s[..., None] > jnp.asarray(table[:-1], jnp.float32), axis=-1).astype(jnp.int32)
