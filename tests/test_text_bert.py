@@ -139,3 +139,5 @@ def test_minilm_matches_pytorch_reference():
   # Single texts, and the empty caption, give the same vectors as in a batch.
   np.testing.assert_allclose(encoder.embed([""])[0], ours[2], atol=1e-6)
   assert encoder.embed([]).shape == (0, 384)
+  # The name stored in model metadata reloads the packaged copy, offline.
+  assert embed.load_text_encoder(encoder.name).tokenizer.max_length == 256

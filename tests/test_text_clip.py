@@ -80,3 +80,41 @@ def test_clip_bpe_from_vocab_and_merges(tmp_path):
   for row, m, ref in zip(ids, mask, hf_tok(TEXTS + ["  Cat\tAND   dog  "]).input_ids):
     assert row[m.astype(bool)].tolist() == ref
   assert tok.decode(ids[0]) == hf_tok.decode(hf_tok(TEXTS[:1]).input_ids[0], skip_special_tokens=True)
+
+
+def test_tiny_clip_model_vision_and_score_match_transformers(tmp_path):
+  from jaxsemic.text import clip_vision  # pylint: disable=import-outside-toplevel
+  torch.manual_seed(3)
+  vocab, merges = _tiny_vocab()
+  text = dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+              num_attention_heads=4, max_position_embeddings=24, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+  vision = dict(hidden_size=24, intermediate_size=30, num_hidden_layers=2, num_attention_heads=4,
+                image_size=32, patch_size=8)
+  config = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
+  config._attn_implementation = "eager"
+  model = transformers.CLIPModel(config).eval()
+  with torch.no_grad():
+    for p in model.parameters():
+      p.add_(0.05 * torch.randn_like(p))
+  model.save_pretrained(tmp_path)
+  transformers.CLIPTokenizer(vocab=vocab, merges=merges).save_pretrained(tmp_path)
+
+  module, params, processing = clip_vision.load_clip_vision(tmp_path)
+  rng = np.random.default_rng(0)
+  images = [rng.integers(0, 255, (40, 48, 3), np.uint8) for _ in range(2)]
+  pixels = np.stack([processing(im) for im in images])
+  ours = module.apply({"params": params}, pixels)
+  with torch.no_grad():
+    ref = model.vision_model(pixel_values=torch.tensor(pixels.transpose(0, 3, 1, 2)))
+    ref_img = model.visual_projection(ref.pooler_output)
+  np.testing.assert_allclose(ours["last_hidden_state"], ref.last_hidden_state, atol=1e-4, rtol=0)
+  np.testing.assert_allclose(ours["image_embeds"], ref_img, atol=1e-4, rtol=0)
+
+  scorer = clip_vision.CLIPScorer(tmp_path)
+  captions = ["a cat", "a dog and a cat"]
+  ids, mask = scorer.tokenizer.encode(captions, length=24)
+  with torch.no_grad():
+    out = model(input_ids=torch.tensor(ids).long(), attention_mask=torch.tensor(mask),
+                pixel_values=torch.tensor(pixels.transpose(0, 3, 1, 2)))
+  want = np.maximum(100 * torch.nn.functional.cosine_similarity(out.image_embeds, out.text_embeds).numpy(), 0)
+  np.testing.assert_allclose(scorer(images, captions), want, atol=1e-3)

