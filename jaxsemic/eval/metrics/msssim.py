@@ -29,27 +29,25 @@ def gaussian_window(size: int = WINDOW_SIZE, sigma: float = SIGMA) -> np.ndarray
   return (g / g.sum()).astype(np.float32)
 
 
-def _blur(x: jax.Array, taps: jax.Array) -> jax.Array:
-  """Separable valid Gaussian filter of every channel: [B,H,W,C] -> [B,H-10,W-10,C]."""
-  c = x.shape[-1]
-  dn = ("NHWC", "HWIO", "NHWC")
-  kh = jnp.tile(taps.reshape(-1, 1, 1, 1), (1, 1, 1, c))
-  kw = jnp.tile(taps.reshape(1, -1, 1, 1), (1, 1, 1, c))
-  precision = jax.lax.Precision.HIGHEST
-  x = jax.lax.conv_general_dilated(x, kh, (1, 1), "VALID", dimension_numbers=dn,
-                                   feature_group_count=c, precision=precision)
-  return jax.lax.conv_general_dilated(x, kw, (1, 1), "VALID", dimension_numbers=dn,
-                                      feature_group_count=c, precision=precision)
+def _blur(x: jax.Array, taps: np.ndarray) -> jax.Array:
+  """Separable valid Gaussian filter of every channel: [B,H,W,C] -> [B,H-10,W-10,C].
+
+  Written as a sum of shifted slices: XLA's CPU depthwise convolution is ~100x slower here.
+  """
+  n = len(taps)
+  h, w = x.shape[1] - n + 1, x.shape[2] - n + 1
+  x = sum(float(t) * x[:, i:i + h] for i, t in enumerate(taps))
+  return sum(float(t) * x[:, :, i:i + w] for i, t in enumerate(taps))
 
 
 def _ssim_terms(x: jax.Array, y: jax.Array, data_range: float) -> tuple[jax.Array, jax.Array]:
   """Per-channel mean SSIM and mean contrast-structure term: [B,C] each."""
-  taps = jnp.asarray(gaussian_window())
+  taps = gaussian_window()
   c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
-  mu_x, mu_y = _blur(x, taps), _blur(y, taps)
-  var_x = _blur(x * x, taps) - mu_x**2
-  var_y = _blur(y * y, taps) - mu_y**2
-  cov = _blur(x * y, taps) - mu_x * mu_y
+  c = x.shape[-1]
+  moments = _blur(jnp.concatenate([x, y, x * x, y * y, x * y], axis=-1), taps)  # one pass
+  mu_x, mu_y, xx, yy, xy = (moments[..., i * c:(i + 1) * c] for i in range(5))
+  var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
   cs_map = (2 * cov + c2) / (var_x + var_y + c2)
   luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
   return jnp.mean(luminance * cs_map, axis=(1, 2)), jnp.mean(cs_map, axis=(1, 2))

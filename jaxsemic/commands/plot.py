@@ -1,0 +1,39 @@
+"""`jaxsemic plot A.json B.json ... --out rd.png`: rate–distortion curves, optional BD-rate legend."""
+
+from __future__ import annotations
+
+import argparse
+
+from jaxsemic.eval.plot import plot_rd
+from jaxsemic.eval.results import load_results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  """Declares the command's arguments."""
+  parser.add_argument("results", nargs="+", help="results JSON files (CompressAI layout)")
+  parser.add_argument("--out", required=True, help="figure to write (.png, .pdf or .svg)")
+  parser.add_argument("--anchor", help="results JSON to compute BD-rates against (shown in the "
+                      "legend; the anchor is plotted dashed)")
+  parser.add_argument("--bd-metric", default="psnr-rgb", help="quality key for the BD-rates")
+  parser.add_argument("--max-bpp", type=float, help="plot only points up to this bpp")
+  parser.add_argument("--title", default="")
+  parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+
+
+def run(args: argparse.Namespace) -> int:
+  """Loads every file, draws the figure and prints the BD-rates."""
+  curves = [load_results(p) for p in args.results]
+  anchor = None
+  if args.anchor:
+    anchor = load_results(args.anchor)
+    match = [c for c, p in zip(curves, args.results) if p == args.anchor]
+    anchor = match[0] if match else anchor
+    if not match:
+      curves.append(anchor)
+  rates = plot_rd(curves, args.out, anchor=anchor, bd_metric=args.bd_metric,
+                  max_bpp=args.max_bpp, title=args.title, force=args.force)
+  for name, rate in rates.items():
+    if anchor is not None and name != anchor.name:
+      print(f"{name:<40} {'n/a' if rate is None else f'{rate:+.2f}%'}")
+  print(f"wrote {args.out}")
+  return 0

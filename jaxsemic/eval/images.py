@@ -1,0 +1,32 @@
+"""Listing and reading the images of an evaluation folder."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from jaxsemic.errors import UserError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(folder: str) -> list[str]:
+  """Sorted image paths directly inside folder; UserError if there is none."""
+  if not os.path.isdir(folder):
+    raise UserError(f"not a folder: {folder}")
+  paths = sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                 if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
+  if not paths:
+    raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
+  return paths
+
+
+def load_rgb(path: str) -> np.ndarray:
+  """uint8 [H,W,3]: palette, grey and 16-bit images converted by Pillow, alpha dropped."""
+  try:
+    with Image.open(path) as im:
+      return np.asarray(im.convert("RGB"))
+  except (UnidentifiedImageError, OSError) as e:
+    raise UserError(f"cannot read image {path}: {e}") from None
