@@ -14,6 +14,11 @@ Dtype = jnp.dtype
 ATTENTION_COLLECTION = 'attention'
 
 
+def softmax32(logits: jax.Array) -> jax.Array:
+  """Softmax over the last axis in at least float32 (bf16 logits are upcast, float64 kept)."""
+  return jax.nn.softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
+
+
 class Attention(nn.Module):
   """Multi-head (cross-)attention with diffusers' `to_q/to_k/to_v/to_out.0` projections."""
   heads: int
@@ -34,7 +39,7 @@ class Attention(nn.Module):
     split = lambda t: t.reshape(t.shape[0], t.shape[1], self.heads, self.dim_head)
     q, k, v = split(q), split(k), split(v)
     logits = jnp.einsum('bqhd,bkhd->bhqk', q, k) * (self.dim_head ** -0.5)
-    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)  # softmax always in float32
+    probs = softmax32(logits)
     if self.sow_probs:
       self.sow(ATTENTION_COLLECTION, 'probs', probs)
     out = jnp.einsum('bhqk,bkhd->bqhd', probs.astype(v.dtype), v)
@@ -123,6 +128,6 @@ class VAEAttention(nn.Module):
     k = nn.Dense(c, dtype=self.dtype, name='to_k')(hidden)
     v = nn.Dense(c, dtype=self.dtype, name='to_v')(hidden)
     logits = jnp.einsum('bqc,bkc->bqk', q, k) * (c ** -0.5)
-    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+    probs = softmax32(logits).astype(v.dtype)
     out = nn.Dense(c, dtype=self.dtype, name='to_out_0')(jnp.einsum('bqk,bkc->bqc', probs, v))
     return out.reshape(b, h, w, c) + x

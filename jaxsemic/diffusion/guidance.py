@@ -1,0 +1,51 @@
+"""Cross-attention energy and backward guidance of SEDIC's ORAG (Sec. III-B, eqs. 2-3).
+
+E(A, M, k) = (1 - sum_{m in M} A_{m,k} / sum_m A_{m,k})^2, with A the cross-attention map of a UNet
+layer (averaged over heads), M the object mask at the map's resolution and k the object's tokens;
+the latent is then moved against dE/dz (eq. 3).
+"""
+
+from collections.abc import Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from jaxsemic.diffusion.unet import UNet2DConditionModel, cross_attention_maps
+
+
+def attention_energy(probs: jax.Array, mask: jax.Array, tokens: Sequence[int]) -> jax.Array:
+  """Eq. 2 for one layer, averaged over the tokens: energies [B].
+
+  probs: [B, heads, h*w, L] cross-attention probabilities; mask: [B, h, w] in [0, 1] at the map's
+  resolution (resize it to (h, w) first); tokens: indices k of the object's words in the prompt.
+  """
+  chex.assert_rank(probs, 4)
+  chex.assert_rank(mask, 3)
+  chex.assert_axis_dimension(probs, 2, mask.shape[1] * mask.shape[2])
+  a = probs.mean(axis=1)[:, :, jnp.asarray(tokens)]  # [B, h*w, K]
+  m = mask.reshape(mask.shape[0], -1, 1).astype(a.dtype)
+  ratio = (a * m).sum(axis=1) / a.sum(axis=1)  # [B, K]
+  return ((1.0 - ratio) ** 2).mean(axis=-1)
+
+
+def resize_mask(mask: jax.Array, hw: int, aspect: float) -> jax.Array:
+  """Mask [B, H, W] -> [B, h, w] with h * w == hw and h / w == aspect (the latent's), bilinear."""
+  w = round((hw / aspect) ** 0.5)
+  h = hw // w
+  return jax.image.resize(mask.astype(jnp.float32), (mask.shape[0], h, w), 'linear')
+
+
+def guided_latent(unet: UNet2DConditionModel, params, latent: jax.Array, timestep: jax.Array,
+                  context: jax.Array, mask: jax.Array, tokens: Sequence[int], layers: Sequence[str],
+                  eta: float | jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Eq. 3: z <- z - eta * dE/dz, E summed over `layers`; returns (new latent, energies [B])."""
+  aspect = latent.shape[1] / latent.shape[2]
+
+  def energy(z):
+    _, maps = cross_attention_maps(unet, params, z, timestep, context, layers)
+    per_example = sum(attention_energy(p, resize_mask(mask, p.shape[2], aspect), tokens) for p in maps.values())
+    return per_example.sum(), per_example  # examples are independent, so d(sum)/dz_b = dE_b/dz_b
+
+  (_, energies), grad = jax.value_and_grad(energy, has_aux=True)(latent)
+  return latent - eta * grad, energies
