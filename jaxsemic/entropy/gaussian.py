@@ -19,8 +19,12 @@ SCALE_BOUND = 0.11
 LIKELIHOOD_BOUND = 1e-9
 
 
-def default_scale_table(lo: float = SCALE_BOUND, hi: float = 256.0, levels: int = 64) -> np.ndarray:
-  """Log-spaced scales (CompressAI's `get_scale_table`), float32 so every device compares the same numbers."""
+def default_scale_table(lo: float = SCALE_BOUND, hi: float = 256.0, levels: int = 256) -> np.ndarray:
+  """Log-spaced scales, float32 so every device compares the same numbers.
+
+  CompressAI uses 64 levels (adjacent ratio 1.13, up to ~0.02 bit per symbol lost to the coarser scale);
+  256 levels (ratio 1.03) keep that loss below ~0.0014 bit per symbol at the cost of larger tables.
+  """
   return np.exp(np.linspace(math.log(lo), math.log(hi), levels)).astype(np.float32)
 
 
