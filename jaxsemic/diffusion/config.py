@@ -42,6 +42,11 @@ class UNetConfig:
   conditioning_embedding_out_channels: tuple[int, ...] = (16, 32, 96, 256)
 
   @property
+  def hint_factor(self) -> int:
+    """How much larger the ControlNet pixel hint is than the latent (8 for SD)."""
+    return 2 ** (len(self.conditioning_embedding_out_channels) - 1)
+
+  @property
   def time_embed_dim(self) -> int:
     """Width of the timestep embedding MLP."""
     return 4 * self.block_out_channels[0]

@@ -1,7 +1,7 @@
 """ControlNet for SD 1.x/2.x in Flax linen (NHWC), named as diffusers' ControlNetModel.
 
 Two ways to bring the condition in (SEDIC Algorithm 1 uses the second, cf_j = VAE-encoder(I_j)):
-- 'pixel': the standard ControlNet; a hint image [B, 8h, 8w, C] goes through `controlnet_cond_embedding`
+- 'pixel': the standard ControlNet; a hint image [B, 8h, 8w, C] (8 = config.hint_factor) goes through `controlnet_cond_embedding`
   (small conv encoder ending in a zero conv) and is added to the conv_in output.
 - 'latent': the IRControlNet variant of DiffBIR; a latent [B, h, w, C_c] is concatenated with the noisy
   latent before `conv_in` (config.in_channels = latent + conditioning_channels), no hint encoder.
@@ -64,8 +64,8 @@ class ControlNetModel(nn.Module):
       chex.assert_axis_dimension(sample, 3, cfg.in_channels - cfg.conditioning_channels)
       x = conv3x3(cfg.block_out_channels[0], self.dtype, 'conv_in')(jnp.concatenate([sample, cond], -1))
     else:
-      chex.assert_shape(cond, (sample.shape[0], 8 * sample.shape[1], 8 * sample.shape[2],
-                               cfg.conditioning_channels))
+      f = cfg.hint_factor
+      chex.assert_shape(cond, (sample.shape[0], f * sample.shape[1], f * sample.shape[2], cfg.conditioning_channels))
       x = conv3x3(cfg.block_out_channels[0], self.dtype, 'conv_in')(sample)
       x = x + ControlNetConditioningEmbedding(cfg.block_out_channels[0], cfg.conditioning_embedding_out_channels,
                                               dtype=self.dtype, name='controlnet_cond_embedding')(cond)

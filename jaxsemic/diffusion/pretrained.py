@@ -39,7 +39,7 @@ def abstract_params(module, kind: str):
     args = (jnp.zeros((1, f, f, channels)), jnp.zeros((1,)), jnp.zeros((1, 1, cfg.cross_attention_dim)))
     if kind == 'controlnet':
       cond = ((1, f, f, cfg.conditioning_channels) if module.conditioning == 'latent'
-              else (1, 8 * f, 8 * f, cfg.conditioning_channels))
+              else (1, cfg.hint_factor * f, cfg.hint_factor * f, cfg.conditioning_channels))
       args += (jnp.zeros(cond),)
   return jax.eval_shape(lambda: module.init(jax.random.key(0), *args))['params']
 
@@ -69,8 +69,12 @@ def params_from_state_dict(module, kind: str, state: dict[str, Any], dtype=jnp.f
   return jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params)
 
 
-def resolve(path_or_name: str, subfolder: str | None = None) -> str:
-  """A local diffusers directory, or a hub repo id downloaded with huggingface_hub (online only)."""
+def resolve(path_or_name: str, *subfolders: str | None, variant: str | None = None) -> str:
+  """A local diffusers directory, or a hub repo id whose `subfolders` are downloaded (online only).
+
+  From the hub only configs, tokenizer files and safetensors weights are fetched (not .bin, not other
+  variants), which keeps an SD download to the files these loaders read.
+  """
   if os.path.isdir(path_or_name):
     return path_or_name
   if os.path.exists(path_or_name) or path_or_name.count('/') != 1 or path_or_name.startswith(('.', '/')):
@@ -79,7 +83,10 @@ def resolve(path_or_name: str, subfolder: str | None = None) -> str:
     import huggingface_hub  # pylint: disable=import-outside-toplevel
   except ImportError as e:
     raise UserError(f'{path_or_name!r} is not a local directory and huggingface_hub is not installed') from e
-  patterns = [f'{subfolder}/*' if subfolder else '*'] + ['model_index.json']
+  # A pipeline repo's component folders, or the files of a flat component repo (e.g. a ControlNet).
+  stem = f'{WEIGHTS_NAME}.{variant}' if variant else WEIGHTS_NAME
+  files = ('*.json', '*.txt', f'{stem}.safetensors', 'model.safetensors')
+  patterns = [f'{sub}/{f}' for sub in subfolders if sub for f in files] + [f for f in files if f != '*.txt']
   try:
     return huggingface_hub.snapshot_download(path_or_name, allow_patterns=patterns)
   except Exception as e:  # pylint: disable=broad-except  # offline, unknown repo, gated repo, ...
@@ -88,12 +95,13 @@ def resolve(path_or_name: str, subfolder: str | None = None) -> str:
 
 
 def _folder(root: str, subfolder: str | None) -> str:
-  """The component folder inside a (resolved) model directory."""
-  folder = os.path.join(root, subfolder) if subfolder else root
-  if not os.path.isfile(os.path.join(folder, 'config.json')) and not os.path.isfile(
-      os.path.join(folder, 'scheduler_config.json')):
-    raise UserError(f'{folder} has no config.json (expected a diffusers component folder)')
-  return folder
+  """The component folder: root/subfolder, or root itself when it is a flat component repo."""
+  has_config = lambda d: any(os.path.isfile(os.path.join(d, n)) for n in ('config.json', 'scheduler_config.json'))
+  for folder in ([os.path.join(root, subfolder)] if subfolder else []) + [root]:
+    if has_config(folder):
+      return folder
+  where = os.path.join(root, subfolder) if subfolder else root
+  raise UserError(f'{where} has no config.json (expected a diffusers {subfolder or "model"} folder)')
 
 
 def read_config(folder: str, name: str = 'config.json') -> dict[str, Any]:
@@ -144,7 +152,7 @@ def _read_file(path: str) -> dict[str, np.ndarray]:
 def load_unet(path_or_name: str, subfolder: str | None = 'unet', dtype=jnp.float32, variant: str | None = None
               ) -> tuple[UNet2DConditionModel, Any]:
   """(UNet2DConditionModel, params) from a diffusers `unet/` folder."""
-  folder = _folder(resolve(path_or_name, subfolder), subfolder)
+  folder = _folder(resolve(path_or_name, subfolder, variant=variant), subfolder)
   module = UNet2DConditionModel(UNetConfig.from_diffusers(read_config(folder)), dtype=dtype)
   return module, params_from_state_dict(module, 'unet', read_state_dict(folder, variant))
 
@@ -152,7 +160,7 @@ def load_unet(path_or_name: str, subfolder: str | None = 'unet', dtype=jnp.float
 def load_controlnet(path_or_name: str, subfolder: str | None = 'controlnet', dtype=jnp.float32,
                     conditioning: str = 'pixel', variant: str | None = None) -> tuple[ControlNetModel, Any]:
   """(ControlNetModel, params) from a diffusers `controlnet/` folder; `conditioning` 'pixel' or 'latent'."""
-  folder = _folder(resolve(path_or_name, subfolder), subfolder)
+  folder = _folder(resolve(path_or_name, subfolder, variant=variant), subfolder)
   module = ControlNetModel(UNetConfig.from_diffusers(read_config(folder)), conditioning, dtype=dtype)
   return module, params_from_state_dict(module, 'controlnet', read_state_dict(folder, variant))
 
@@ -160,7 +168,7 @@ def load_controlnet(path_or_name: str, subfolder: str | None = 'controlnet', dty
 def load_vae(path_or_name: str, subfolder: str | None = 'vae', dtype=jnp.float32, variant: str | None = None
              ) -> tuple[AutoencoderKL, Any]:
   """(AutoencoderKL, params) from a diffusers `vae/` folder."""
-  folder = _folder(resolve(path_or_name, subfolder), subfolder)
+  folder = _folder(resolve(path_or_name, subfolder, variant=variant), subfolder)
   module = AutoencoderKL(VAEConfig.from_diffusers(read_config(folder)), dtype=dtype)
   return module, params_from_state_dict(module, 'vae', read_state_dict(folder, variant))
 
@@ -169,3 +177,13 @@ def load_scheduler_config(path_or_name: str, subfolder: str | None = 'scheduler'
   """SchedulerConfig from a diffusers `scheduler/scheduler_config.json` (any SD scheduler class)."""
   folder = _folder(resolve(path_or_name, subfolder), subfolder)
   return SchedulerConfig.from_diffusers(read_config(folder, 'scheduler_config.json'), **overrides)
+
+
+
+def load_text_encoder(path_or_name: str, subfolder: str = 'text_encoder'):
+  """(CLIPTextModel, params, tokenizer) from a pipeline's `text_encoder/` and `tokenizer/` via jaxsemic.text."""
+  from jaxsemic.text.clip_text import load_clip_text  # pylint: disable=import-outside-toplevel
+  folder = os.path.join(resolve(path_or_name, subfolder, 'tokenizer'), subfolder)
+  if not os.path.isdir(folder):
+    raise UserError(f'no text encoder folder at {folder}')
+  return load_clip_text(folder)
