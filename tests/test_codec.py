@@ -58,3 +58,13 @@ def test_bad_bitstreams_give_user_errors(tiny_model, photo, tiny_cfg, tiny_param
 def test_bitstream_header_round_trip():
   b = bitstream.Bitstream(b"12345678", 7, 9, (b"ab", b"", b"xyz"))
   assert bitstream.unpack(bitstream.pack(b)) == b
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [(512, 768), (768, 512)])
+def test_kodak_sizes(tiny_model, shape):
+  img = (np.random.default_rng(1).random(shape + (3,)) * 255).astype(np.uint8)
+  data, info = api.compress(tiny_model, img)
+  out = api.decompress(tiny_model, data)
+  assert out.shape == shape + (3,) and (info["height"], info["width"]) == shape
+  np.testing.assert_array_equal(out, api.reconstruct(tiny_model, img[None])[0][0])

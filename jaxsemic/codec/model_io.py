@@ -36,9 +36,13 @@ def example_inputs(cfg: ModelConfig, batch: int = 1, size: int = 64) -> tuple[ja
 
 
 def init_params(cfg: ModelConfig, seed: int = 0) -> dict:
-  """Randomly initialised params of the model."""
+  """Randomly initialised params of the model.
+
+  Uses the "rbg" PRNG: XLA:CPU compiles one RngBitGenerator op per parameter far faster than the unrolled
+  threefry rounds of the default PRNG (measured 3.5x faster compilation of the tiny model's init).
+  """
   x, t = example_inputs(cfg)
-  keys = {"params": jax.random.PRNGKey(seed), "noise": jax.random.PRNGKey(seed + 1)}
+  keys = {"params": jax.random.key(seed, impl="rbg"), "noise": jax.random.key(seed + 1, impl="rbg")}
   return jax.jit(lambda: build_model(cfg).init(keys, x, t, train=True))()["params"]
 
 
@@ -49,8 +53,11 @@ def abstract_params(cfg: ModelConfig) -> dict:
   return jax.eval_shape(lambda: build_model(cfg).init(keys, x, t, train=True))["params"]
 
 
-def make_coding_tables(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+def make_coding_tables(params: Mapping[str, Any], cfg: Any = None) -> dict[str, np.ndarray]:
   """Integer coding tables from trained params: a pure function, run once at export."""
+  if cfg is not None and cfg.name != "selic":  # zoo models: median-shifted bottleneck tables (jaxsemic/zoo)
+    from jaxsemic.zoo.codec import make_coding_tables as zoo_tables  # pylint: disable=import-outside-toplevel
+    return zoo_tables(params)
   density = {k: np.asarray(v) for k, v in params["z_prior"].items()}
   scale_table = default_scale_table()
   out = {"scale_table": scale_table}
@@ -85,7 +92,7 @@ def save_model(out_dir: str, params: Mapping[str, Any], model_config: Any, *, fo
   out_dir = os.path.abspath(out_dir)
   if os.path.exists(out_dir) and not force:
     raise UserError(f"{out_dir} exists; pass --force to replace it")
-  tables = make_coding_tables(params)
+  tables = make_coding_tables(params, cfg)
   model_id = compute_model_id(cfg.to_dict(), params, tables)
   parent = os.path.dirname(out_dir)
   os.makedirs(parent, exist_ok=True)
@@ -143,7 +150,7 @@ class CodecModel:
     """An in-memory model (tables built now), e.g. for tests and evaluation during training."""
     cfg = ModelConfig.from_any(model_config)
     params = jax.tree.map(lambda a: np.asarray(a, np.float32), _unwrap(params))
-    tables = make_coding_tables(params)
+    tables = make_coding_tables(params, cfg)
     return cls(cfg, params, tables, compute_model_id(cfg.to_dict(), params, tables))
 
   def num_params(self) -> int:
