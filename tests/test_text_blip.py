@@ -43,7 +43,7 @@ def _pixels(n, seed=0):
 def tiny(tmp_path_factory):
   """(torch model, Flax module, params, tokenizer, directory), built once for this file."""
   path = tmp_path_factory.mktemp("tiny_blip")
-  model = save_tiny_blip(path)
+  model = save_tiny_blip(path, seed=1)
   module, params, tok, _ = blip.load_blip(path)
   return model, module, params, tok, path
 
@@ -77,9 +77,9 @@ def jax_tree_perturb(tree, path, delta):
   return {**tree, path[0]: jax_tree_perturb(tree[path[0]], path[1:], delta)}
 
 
-@pytest.mark.parametrize("prompt", ["", "w3 w4"])
-def test_tiny_blip_greedy_ids_match_transformers(tiny, prompt):
+def test_tiny_blip_greedy_ids_match_transformers(tiny):
   model, module, params, tok, _ = tiny
+  prompt = "w3 w4"
   cfg = module.config
   start = generate.prompt_ids(tok, prompt, cfg.bos_token_id)
   assert start.tolist() == [97] + [VOCAB.index(w) for w in prompt.split()]
@@ -93,12 +93,33 @@ def test_tiny_blip_greedy_ids_match_transformers(tiny, prompt):
   ref = ref.numpy()
   np.testing.assert_array_equal(ours[:, :ref.shape[1]], ref)
   assert (ours[:, ref.shape[1]:] == cfg.pad_token_id).all()
-  if prompt:
-    return
-  # Beam search with one beam is greedy search.
-  one = generate.beam_search(module, params, pixels, start, max_length=12, eos_id=cfg.sep_token_id,
-                             pad_id=cfg.pad_token_id, num_beams=1)
-  np.testing.assert_array_equal(one, ours)
+
+
+def test_tiny_blip_beam_search_matches_transformers(tiny):
+  """HF beam semantics (top-2K, finished pool, length penalty, early-stop heuristic), where [SEP] competes."""
+  model, module, params, tok, _ = tiny
+  sep = module.config.sep_token_id
+  head = params["text_decoder"]["cls"]["predictions"]
+  params = {**params, "text_decoder": {**params["text_decoder"], "cls": {"predictions": {
+      **head, "bias": head["bias"].at[sep].add(0.7)}}}}
+  pixels = 3 * _pixels(2, seed=5)
+  start = generate.prompt_ids(tok, "", module.config.bos_token_id)
+  kw = dict(max_length=12, eos_id=sep, pad_id=module.config.pad_token_id)
+  with torch.no_grad():
+    model.text_decoder.cls.predictions.bias[sep] += 0.7
+    try:
+      for beams in (1, 3):  # HF: 1 beam = greedy decoding (no prompt here; the test above has one)
+        ref = model.generate(pixel_values=torch.tensor(pixels.transpose(0, 3, 1, 2)),
+                             input_ids=torch.tensor([[2, sep]] * 2), max_length=12, num_beams=beams,
+                             do_sample=False).numpy()
+        ours = np.asarray(generate.beam_search(module, params, pixels, start, num_beams=beams, **kw)
+                          if beams > 1 else generate.greedy(module, params, pixels, start, **kw))
+        np.testing.assert_array_equal(ours[:, :ref.shape[1]], ref)
+        assert (ours[:, ref.shape[1]:] == module.config.pad_token_id).all()
+        greedy = ours if beams == 1 else greedy
+    finally:
+      model.text_decoder.cls.predictions.bias[sep] -= 0.7
+  assert (ours != greedy).any()  # the 3-beam search found a caption greedy decoding misses
 
 
 def test_caption_command(tiny, tmp_path_factory, capsys):

@@ -133,6 +133,5 @@ def load_text_encoder(name_or_path: str | Path | None = None, pooling: str | Non
   if normalize is not None:
     sentence = dataclasses.replace(sentence, normalize=normalize)
   tokenizer = load_tokenizer(model_dir, sentence.max_length, module.config.pad_token_id)
-  params = jax.device_put(params)
   return TextEncoder(DEFAULT_NAME if name_or_path is None else str(name_or_path), module, params,
                      tokenizer, sentence)

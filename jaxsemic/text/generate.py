@@ -51,42 +51,49 @@ def greedy(module: BlipForConditionalGeneration, params: Any, pixels: jax.Array,
 def beam_search(module: BlipForConditionalGeneration, params: Any, pixels: jax.Array, prompt: jax.Array, *,
                 max_length: int, eos_id: int, pad_id: int, num_beams: int,
                 length_penalty: float = 1.0) -> jax.Array:
-  """Beam search; finished hypotheses are ranked by sum log p / length^length_penalty (HF convention).
+  """Beam search with the semantics of HF `generate(num_beams=K)` (transformers 5, early_stopping=False).
 
-  Returns ids [B, max_length]. A beam that emitted [SEP] keeps its score and is padded; the search ends when
-  every beam of every image is finished or the buffer is full.
+  Each step keeps the K best unfinished continuations (`running`) out of the top 2K, and moves those of the
+  top K that end in [SEP] (or reach max_length) into a pool of K finished hypotheses scored by
+  sum log p / generated_length^length_penalty. A batch row stops once no running beam can beat its worst
+  finished one. Returns the best finished hypothesis, ids [B, max_length] (pad after [SEP]).
   """
   variables = {"params": params}
-  k = num_beams
-  image = module.apply(variables, pixels, method=module.encode_image)
+  k, neg = num_beams, jnp.float32(-1e9)
+  image = jnp.repeat(module.apply(variables, pixels, method=module.encode_image), k, axis=0)  # [B*K,N,D]
   b, p = pixels.shape[0], prompt.shape[0]
-  image = jnp.repeat(image, k, axis=0)  # [B*K, N, D]
-  ids = jnp.full((b * k, max_length), pad_id, jnp.int32).at[:, :p].set(prompt)
-  scores = jnp.tile(jnp.array([0.0] + [-1e9] * (k - 1), jnp.float32), b)  # only beam 0 alive at first
-  done = jnp.zeros((b * k,), bool)
-  length = jnp.full((b * k,), p, jnp.int32)  # tokens generated so far incl. prompt (for the penalty)
+  gather = lambda x, idx: jnp.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1)
 
-  def step(carry):
-    i, ids, scores, done, length = carry
-    logits = module.apply(variables, ids, None, image, method=module.decode)[:, i - 1]
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)  # [B*K, V]
+  def step(c):
+    i = c["i"]
+    logits = module.apply(variables, c["ids"].reshape(b * k, max_length), None, image, method=module.decode)
+    logp = jax.nn.log_softmax(logits[:, i - 1].astype(jnp.float32), axis=-1).reshape(b, k, -1)
     vocab = logp.shape[-1]
-    # A finished beam has exactly one continuation (pad) at no cost.
-    pad_only = jnp.full((vocab,), -jnp.inf).at[pad_id].set(0.0)
-    cand = scores[:, None] + jnp.where(done[:, None], pad_only[None], logp)
-    top, flat = jax.lax.top_k(cand.reshape(b, k * vocab), k)  # [B, K]
-    src = (flat // vocab + jnp.arange(b)[:, None] * k).reshape(-1)
-    tok = (flat % vocab).reshape(-1).astype(jnp.int32)
-    was_done = done[src]
-    ids = ids[src].at[:, i].set(tok)
-    new_length = jnp.where(was_done, length[src], i + 1)
-    return i + 1, ids, top.reshape(-1), was_done | (tok == eos_id), new_length
+    top, flat = jax.lax.top_k((logp + c["scores"][..., None]).reshape(b, k * vocab), 2 * k)  # [B,2K]
+    cand = gather(c["ids"], flat // vocab).at[:, :, i].set((flat % vocab).astype(jnp.int32))
+    hits = (cand[:, :, i] == eos_id) | (i + 1 >= max_length)
+    # Running beams for the next step: the K best continuations that did not finish.
+    run_top, run_idx = jax.lax.top_k(top + neg * hits, k)
+    # Finished pool: merge the newly finished among the top K, scored with the length penalty.
+    new_done = hits & (jnp.arange(2 * k) < k)[None]
+    norm = top / jnp.float32(i + 1 - p) ** length_penalty
+    norm = norm + neg * ~c["open"][:, None] + neg * ~new_done
+    pool_top, pool_idx = jax.lax.top_k(jnp.concatenate([c["pool_scores"], norm], 1), k)
+    pool_ids = gather(jnp.concatenate([c["pool_ids"], cand], 1), pool_idx)
+    pool_done = gather(jnp.concatenate([c["pool_done"], new_done], 1), pool_idx)
+    # Can a running beam still beat the worst finished hypothesis? (HF's early-stop heuristic)
+    best_running = run_top[:, :1] / jnp.float32(i + 1 - p) ** length_penalty
+    worst = jnp.where(pool_done, pool_top.min(1, keepdims=True), neg)
+    is_open = c["open"] & jnp.any(best_running > worst, axis=1)
+    return dict(i=i + 1, ids=gather(cand, run_idx), scores=run_top, pool_ids=pool_ids, pool_scores=pool_top,
+                pool_done=pool_done, open=is_open)
 
-  cond = lambda c: (c[0] < max_length) & ~jnp.all(c[3])
-  _, ids, scores, done, length = jax.lax.while_loop(cond, step, (p, ids, scores, done, length))
-  ranked = (scores / length.astype(jnp.float32) ** length_penalty).reshape(b, k)
-  best = jnp.argmax(ranked, axis=-1) + jnp.arange(b) * k
-  return ids[best]
+  ids = jnp.full((b, k, max_length), pad_id, jnp.int32).at[:, :, :p].set(prompt)
+  init = dict(i=jnp.int32(p), ids=ids, scores=jnp.tile(jnp.array([0.0] + [-1e9] * (k - 1), jnp.float32), (b, 1)),
+              pool_ids=ids, pool_scores=jnp.full((b, k), neg), pool_done=jnp.zeros((b, k), bool),
+              open=jnp.ones((b,), bool))
+  out = jax.lax.while_loop(lambda c: (c["i"] < max_length) & jnp.any(c["open"]), step, init)
+  return out["pool_ids"][:, 0]
 
 
 class Captioner:

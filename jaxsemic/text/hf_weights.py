@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 from flax import traverse_util
 
@@ -139,7 +140,7 @@ def rename(state_dict: Mapping[str, np.ndarray], rules: Sequence[Rule],
 
 def convert(state_dict: Mapping[str, np.ndarray], rules: Sequence[Rule], abstract_params: Any,
             ignore: Sequence[str] = ()) -> dict[str, Any]:
-  """Renames, transposes and checks every key and shape against `abstract_params` (a jax.eval_shape tree)."""
+  """Renames, transposes and checks every key and shape against `abstract_params`; returns device arrays."""
   renamed = rename(state_dict, rules, ignore)
   expected = traverse_util.flatten_dict(abstract_params)
   missing = sorted(set(expected) - set(renamed))
@@ -159,7 +160,7 @@ def convert(state_dict: Mapping[str, np.ndarray], rules: Sequence[Rule], abstrac
       raise UserError(f"weight {key!r} has shape {tuple(value.shape)} but parameter {'/'.join(path)} "
                       f"expects {tuple(leaf.shape)} (config.json does not match the weights?)")
     flat[path] = value.astype(leaf.dtype)
-  return traverse_util.unflatten_dict(flat)
+  return jax.device_put(traverse_util.unflatten_dict(flat))
 
 
 def strip_prefix(state_dict: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
