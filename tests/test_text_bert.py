@@ -139,5 +139,13 @@ def test_minilm_matches_pytorch_reference():
   # Single texts, and the empty caption, give the same vectors as in a batch.
   np.testing.assert_allclose(encoder.embed([""])[0], ours[2], atol=1e-6)
   assert encoder.embed([]).shape == (0, 384)
+  # sentence-transformers itself (when installed) agrees as well.
+  try:
+    import sentence_transformers  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    sentence_transformers = None
+  if sentence_transformers is not None:
+    st = sentence_transformers.SentenceTransformer(str(embed.default_model_dir()), device="cpu")
+    np.testing.assert_allclose(ours, st.encode(SENTENCES, batch_size=64), atol=1e-5, rtol=0)
   # The name stored in model metadata reloads the packaged copy, offline.
   assert embed.load_text_encoder(encoder.name).tokenizer.max_length == 256
