@@ -46,8 +46,7 @@ def _finished_steps(workdir: str) -> list[int]:
 
 def _params(workdir: str, data: str):
   config = tiny_train_config(data)
-  init = trainer.init_state_fn(standin_for(config), make_optimizer(config), config,
-                               jax.random.PRNGKey(0))
+  init = trainer.init_state_fn(standin_for(config), make_optimizer(config), config, 0)
   abstract = jax.eval_shape(init)
   repl = sharding.replicated(sharding.make_mesh(jax.devices()[:1]))
   target = checkpoint.abstract_with_shardings(abstract, sharding.tree_shardings(abstract, repl))

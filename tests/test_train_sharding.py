@@ -24,7 +24,7 @@ config = tiny_train_config("unused", learning_rate=1e-3)
 model, optimizer = standin_for(config), make_optimizer(config)
 rng = np.random.default_rng(0)
 batch = {"image": rng.integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)}
-init = trainer.init_state_fn(model, optimizer, config, jax.random.PRNGKey(0))
+init = trainer.init_state_fn(model, optimizer, config, 0)
 results = {}
 for n in (1, 8):
   mesh = sharding.make_mesh(jax.devices()[:n])

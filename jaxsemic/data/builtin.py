@@ -9,7 +9,7 @@ from jaxsemic.errors import UserError
 
 CAPTIONS_FILE = os.path.join(os.path.dirname(__file__), "builtin_captions.jsonl")
 # Optional: text vectors of the captions above (written by `jaxsemic embed-text` when available).
-TEXT_CACHE_FILE = os.path.join(os.path.dirname(__file__), "builtin_text.npz")
+TEXT_CACHE_FILE = os.path.join(os.path.dirname(__file__), "builtin_text.safetensors")
 
 
 def photo_dir() -> str:

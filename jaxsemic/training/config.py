@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import ml_collections
 
 from jaxsemic.models.config import default_model_config
@@ -24,11 +27,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.lr_scales = ()
   c.grad_clip = 1.0  # global-norm clipping; 0 disables
   c.max_nonfinite_steps = 5  # stop after this many NaN/inf steps in a row
+  c.max_train_hours = 0.0  # > 0: stop (with a checkpoint) once this much wall time has passed
 
   c.log_every = 50
   c.checkpoint_every = 500
   c.keep_checkpoints = 3
-  c.eval_every = 0  # 0 = only at the end (when eval.dir is set)
+  c.eval_every = 0  # also every this many steps (0 = only at the end; needs eval.dir)
 
   c.data = ml_collections.ConfigDict()
   c.data.train_dir = ""  # "" = the built-in scikit-image photos
@@ -55,3 +59,12 @@ def base_config() -> ml_collections.ConfigDict:
 def steps_for_epochs(epochs: float, num_images: int, batch_size: int) -> int:
   """Converts a duration in epochs over `num_images` images to optimizer steps."""
   return int(round(epochs * num_images / batch_size))
+
+
+def sibling_config(this_file: str, name: str, *args) -> ml_collections.ConfigDict:
+  """get_config(*args) of another config file in the same folder (config variants start from a base)."""
+  path = os.path.join(os.path.dirname(os.path.abspath(this_file)), name)
+  spec = importlib.util.spec_from_file_location(f"jaxsemic_config_{name[:-3]}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(*args)

@@ -7,14 +7,13 @@ import os
 
 import jax
 
-# Environment variables that mean "this is one process of several" (set by our launchers, SLURM, TPU pods).
-_MULTI_PROCESS_ENV = ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "TPU_WORKER_HOSTNAMES",
-                      "MEGASCALE_COORDINATOR_ADDRESS")
-
 
 def wants_multi_process() -> bool:
-  """True when launched as one of several processes (explicit variables, SLURM with >1 task, TPU pod)."""
-  if os.environ.get("JAX_COORDINATOR_ADDRESS"):
+  """True when launched as one of several processes (explicit variables, SLURM with >1 task, TPU pod).
+
+  JAXSEMIC_DISTRIBUTED=1 forces jax.distributed.initialize() (with JAX's own cluster detection).
+  """
+  if os.environ.get("JAXSEMIC_DISTRIBUTED") == "1" or os.environ.get("JAX_COORDINATOR_ADDRESS"):
     return True
   if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
     return True

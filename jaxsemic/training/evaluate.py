@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import tempfile
 from typing import Any
 
 import flax.linen as nn
@@ -51,15 +49,12 @@ def estimate(model: nn.Module, params: Any, image: np.ndarray,
 
 
 def real_codec(params: Any, model_config: ml_collections.ConfigDict):
-  """A codec model built from in-memory params via save_model/load_model, or None if unavailable."""
+  """An in-memory codec model (coding tables built now), or None if jaxsemic.codec is unavailable."""
   try:
-    from jaxsemic.codec import model_io  # pylint: disable=import-outside-toplevel
+    from jaxsemic.codec.model_io import CodecModel  # pylint: disable=import-outside-toplevel
   except ImportError:
     return None
-  with tempfile.TemporaryDirectory() as tmp:
-    out_dir = os.path.join(tmp, "model")
-    model_io.save_model(out_dir, params, model_config)
-    return model_io.load_model(out_dir)
+  return CodecModel.from_params(params, model_config)
 
 
 def evaluate_folder(model: nn.Module, params: Any, config: ml_collections.ConfigDict,

@@ -15,7 +15,7 @@ def latest_params(workdir: str):
   """(model config, params, step) of the newest checkpoint in a training workdir."""
   config = trainer.read_config(workdir)
   model, _ = trainer.default_model_and_loss(config)
-  init = trainer.init_state_fn(model, make_optimizer(config), config, jax.random.PRNGKey(0))
+  init = trainer.init_state_fn(model, make_optimizer(config), config, 0)
   abstract = jax.eval_shape(init)
   repl = sharding.replicated(sharding.make_mesh(jax.local_devices()[:1]))
   target = checkpoint.abstract_with_shardings(abstract, sharding.tree_shardings(abstract, repl))

@@ -39,15 +39,15 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
   (loss, metrics), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+  finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
   keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
   new_state = TrainState(
       step=state.step + 1, params=keep(params, state.params),
       opt_state=keep(opt_state, state.opt_state),
       nonfinite_count=jnp.where(finite, 0, state.nonfinite_count + 1))
   metrics = dict(metrics)
-  metrics.update(loss=loss, grad_norm=optax.global_norm(grads),
-                 update_norm=optax.global_norm(updates), param_norm=optax.global_norm(params),
+  metrics.update(loss=loss, grad_norm=optax.tree.norm(grads),
+                 update_norm=optax.tree.norm(updates), param_norm=optax.tree.norm(params),
                  nonfinite=(~finite).astype(jnp.int32))
   if "skipped" in batch:
     metrics["skipped_files"] = jnp.sum(batch["skipped"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,13 +40,14 @@ def default_model_and_loss(config: ml_collections.ConfigDict) -> tuple[nn.Module
 
 
 def init_state_fn(model: nn.Module, optimizer, config: ml_collections.ConfigDict,
-                  rng: jax.Array) -> Callable[[], TrainState]:
+                  seed: int) -> Callable[[], TrainState]:
   """A no-argument function creating the initial state (for eval_shape and a sharded jit)."""
   crop = config.data.crop_size
   dim = text_dim_of(config.model)
 
   def init() -> TrainState:
-    params_rng, noise_rng = jax.random.split(rng)
+    # The "rbg" PRNG: XLA:CPU compiles one bit-generator op per parameter much faster than threefry.
+    params_rng, noise_rng = jax.random.split(jax.random.key(seed, impl="rbg"))
     x = jnp.zeros((1, crop, crop, 3), jnp.float32)
     text = None if dim is None else jnp.zeros((1, dim), jnp.float32)
     variables = model.init({"params": params_rng, "noise": noise_rng}, x, text, train=True)
@@ -98,6 +100,22 @@ def eval_text_lookup(config: ml_collections.ConfigDict) -> Callable[[str], np.nd
   return lookup
 
 
+def _evaluate(model: nn.Module, state: TrainState, config: ml_collections.ConfigDict, step: int,
+              log: MetricLogger) -> dict[str, float]:
+  """Held-out metrics, logged and returned with an eval_ prefix."""
+  ev = evaluate.evaluate_folder(model, state.params, config, eval_text_lookup(config))
+  log.eval(step, ev)
+  return {f"eval_{k}": v for k, v in ev.items()}
+
+
+def _any_process(flag: bool) -> bool:
+  """True if `flag` is true on any process (all processes must stop at the same step)."""
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+  return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))
+
+
 class _NonFiniteGuard:
   """Counts consecutive skipped (NaN/inf) steps from lagged metrics and stops the run when they repeat."""
 
@@ -144,9 +162,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     model, loss_fn = model or default_model, loss_fn or default_loss
 
   optimizer = make_optimizer(config)
-  rng = jax.random.PRNGKey(config.seed)
-  init_rng, train_rng = jax.random.split(rng)
-  init = init_state_fn(model, optimizer, config, init_rng)
+  train_rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
+  init = init_state_fn(model, optimizer, config, config.seed)
   abstract = jax.eval_shape(init)
   state_shardings = sharding.tree_shardings(abstract, sharding.replicated(mesh))
   manager = checkpoint.make_manager(workdir, config)
@@ -162,9 +179,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   guard = _NonFiniteGuard(config.max_nonfinite_steps, log)
   step = int(sharding.to_host(state.step))
   pending, window, last = None, [], {}
-  skipped_files = 0
+  skipped_files, evaluated_at = 0, None
+  deadline = time.monotonic() + config.max_train_hours * 3600 if config.max_train_hours else None
   try:
     while step < config.num_train_steps:
+      if deadline is not None and _any_process(time.monotonic() > deadline):
+        log.message(f"stopping at step {step}: config.max_train_hours={config.max_train_hours} reached")
+        break
       batch = sharding.global_batch(next(data_iter), mesh)
       state, metrics = step_fn(state, batch, train_rng)
       step += 1
@@ -185,12 +206,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         last["skipped_files_total"] = skipped_files
         log.train(step, last)
         window = []
-      if chief and config.eval.dir and config.eval_every and (
-          step % config.eval_every == 0 or step == config.num_train_steps):
-        ev = evaluate.evaluate_folder(model, state.params, config, eval_text_lookup(config))
-        log.eval(step, ev)
-        last.update({f"eval_{k}": v for k, v in ev.items()})
+      if chief and config.eval.dir and config.eval_every and step % config.eval_every == 0:
+        last.update(_evaluate(model, state, config, step, log))
+        evaluated_at = step
     checkpoint.save(manager, step, state, data_iter)  # the final step, unless just saved
+    if chief and config.eval.dir and evaluated_at != step:
+      last.update(_evaluate(model, state, config, step, log))
   finally:
     manager.wait_until_finished()
     manager.close()

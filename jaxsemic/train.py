@@ -1,0 +1,37 @@
+"""Trains a model: `python -m jaxsemic.train --config=configs/selic.py --workdir=DIR`.
+
+Overrides: `--config.lmbda=0.0075 --config.model.M=192 --config.data.train_dir=...`
+(the config is locked: a misspelt field is an error). Re-running with the same workdir resumes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from jaxsemic.errors import UserError
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and the exported model.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+  """Runs training (then the optional export + round-trip demo) and exits 1 on a UserError."""
+  del argv
+  if not flags.FLAGS["verbosity"].present:  # orbax and grain log every save at INFO: keep the console readable
+    logging.set_verbosity(logging.WARNING)
+  from jaxsemic.training import demo, trainer  # pylint: disable=import-outside-toplevel
+  try:
+    trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    if _CONFIG.value.demo.enabled:
+      demo.export_and_roundtrip(_CONFIG.value, _WORKDIR.value)
+  except UserError as e:
+    print(f"jaxsemic.train: error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,57 @@
+"""`jaxsemic export`: the newest checkpoint of a run becomes an inference model directory."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsemic import cli
+from jaxsemic.codec import model_io
+from jaxsemic.models import build_model
+from jaxsemic.training import checkpoint, trainer
+from jaxsemic.training.config import base_config
+from jaxsemic.training.state import create_state, make_optimizer
+
+
+def _tiny_run(workdir: str):
+  """A workdir with config.json and a step-3 checkpoint of a tiny SELIC (params from lazy_init)."""
+  config = base_config()
+  config.model.update(N=8, M=8, num_slices=2, charm_hidden=(8, 8), fusion="none")
+  config.checkpoint_every = 1
+  model = build_model(config.model)
+  x = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)  # lazy_init: initialisers only, no forward
+  params = model.lazy_init({"params": jax.random.PRNGKey(0), "noise": jax.random.PRNGKey(1)},
+                           x, None, train=True)["params"]
+  state = create_state(params, make_optimizer(config))
+  state = state.replace(step=jnp.asarray(3, jnp.int32))
+  os.makedirs(workdir)
+  trainer.write_config(workdir, config)
+  with checkpoint.make_manager(workdir, config) as manager:
+    checkpoint.save(manager, 3, state, None)
+    manager.wait_until_finished()
+  return params
+
+
+@pytest.mark.slow
+def test_export_writes_a_loadable_model_and_keeps_existing_output(tmp_path, capsys):
+  workdir, out = str(tmp_path / "run"), str(tmp_path / "model")
+  params = _tiny_run(workdir)
+  assert cli.main(["export", "--workdir", workdir, "--out", out]) == 0
+  assert "exported step 3" in capsys.readouterr().out
+  loaded = model_io.load_model(out)
+  assert loaded.cfg.M == 8
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert cli.main(["export", "--workdir", workdir, "--out", out]) == 1
+  assert "--force" in capsys.readouterr().err
+  assert cli.main(["export", "--workdir", workdir, "--out", out, "--force"]) == 0
+
+
+def test_export_without_a_run_is_a_one_line_error(tmp_path, capsys):
+  assert cli.main(["export", "--workdir", str(tmp_path), "--out", str(tmp_path / "m")]) == 1
+  err = capsys.readouterr().err.strip()
+  assert "no training run" in err and len(err.splitlines()) == 1
