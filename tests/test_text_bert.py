@@ -125,6 +125,7 @@ def _reference_minilm(model_dir, texts):
   return torch.nn.functional.normalize(v, dim=-1).numpy(), tok
 
 
+@pytest.mark.slow
 def test_minilm_matches_pytorch_reference():
   encoder = embed.load_text_encoder()  # skips nothing: the package is a test requirement.
   assert encoder.dim == 384 and encoder.sentence == embed.SentenceConfig("mean", True, 256)
@@ -149,3 +150,15 @@ def test_minilm_matches_pytorch_reference():
     np.testing.assert_allclose(ours, st.encode(SENTENCES, batch_size=64), atol=1e-5, rtol=0)
   # The name stored in model metadata reloads the packaged copy, offline.
   assert embed.load_text_encoder(encoder.name).tokenizer.max_length == 256
+
+
+def test_vocab_txt_tokenizer_matches_tokenizer_json(tmp_path):
+  import shutil  # pylint: disable=import-outside-toplevel
+  from jaxsemic.text.tokenize import load_tokenizer  # pylint: disable=import-outside-toplevel
+  src = embed.default_model_dir()
+  for name in ("vocab.txt", "tokenizer_config.json"):
+    shutil.copy(src / name, tmp_path / name)
+  ids_a, mask_a = load_tokenizer(src, 256).encode(SENTENCES)
+  ids_b, mask_b = load_tokenizer(tmp_path, 256).encode(SENTENCES)
+  np.testing.assert_array_equal(ids_a, ids_b)
+  np.testing.assert_array_equal(mask_a, mask_b)

@@ -61,8 +61,8 @@ def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
     return Path(huggingface_hub.snapshot_download(
         name, allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model", "*/*.json"]))
   except Exception as e:  # noqa: BLE001 - network / auth / missing repo: one line for the user.
-    raise UserError(f"could not download {name} from the Hugging Face hub: {type(e).__name__}: "
-                    f"{str(e).splitlines()[0] if str(e) else ''}") from e
+    raise UserError(f"could not download {name} from the Hugging Face hub (offline? pass a local model "
+                    f"directory): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
 
 
 def read_config(model_dir: Path) -> dict[str, Any]:
