@@ -19,6 +19,12 @@ def softmax32(logits: jax.Array) -> jax.Array:
   return jax.nn.softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
 
 
+def attend(q: jax.Array, k: jax.Array, v: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Scaled dot-product attention on [B, N, heads, d] -> (out [B, N, heads, d], probs [B, heads, N, L])."""
+  probs = softmax32(jnp.einsum('bqhd,bkhd->bhqk', q, k) * (q.shape[-1] ** -0.5))
+  return jnp.einsum('bhqk,bkhd->bqhd', probs.astype(v.dtype), v), probs
+
+
 class Attention(nn.Module):
   """Multi-head (cross-)attention with diffusers' `to_q/to_k/to_v/to_out.0` projections."""
   heads: int
@@ -37,12 +43,11 @@ class Attention(nn.Module):
     k = nn.Dense(inner, use_bias=self.qkv_bias, dtype=self.dtype, name='to_k')(context)
     v = nn.Dense(inner, use_bias=self.qkv_bias, dtype=self.dtype, name='to_v')(context)
     split = lambda t: t.reshape(t.shape[0], t.shape[1], self.heads, self.dim_head)
-    q, k, v = split(q), split(k), split(v)
-    logits = jnp.einsum('bqhd,bkhd->bhqk', q, k) * (self.dim_head ** -0.5)
-    probs = softmax32(logits)
     if self.sow_probs:
+      out, probs = attend(split(q), split(k), split(v))
       self.sow(ATTENTION_COLLECTION, 'probs', probs)
-    out = jnp.einsum('bhqk,bkhd->bqhd', probs.astype(v.dtype), v)
+    else:  # the [heads, N, N] self-attention maps are recomputed in a backward pass, not stored
+      out = jax.checkpoint(lambda *qkv: attend(*qkv)[0])(split(q), split(k), split(v))
     out = out.reshape(out.shape[0], out.shape[1], inner)
     return nn.Dense(self.out_dim, dtype=self.dtype, name='to_out_0')(out)
 

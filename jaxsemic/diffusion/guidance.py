@@ -5,7 +5,7 @@ layer (averaged over heads), M the object mask at the map's resolution and k the
 the latent is then moved against dE/dz (eq. 3).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import chex
 import jax
@@ -38,12 +38,16 @@ def resize_mask(mask: jax.Array, hw: int, aspect: float) -> jax.Array:
 
 def guided_latent(unet: UNet2DConditionModel, params, latent: jax.Array, timestep: jax.Array,
                   context: jax.Array, mask: jax.Array, tokens: Sequence[int], layers: Sequence[str],
-                  eta: float | jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Eq. 3: z <- z - eta * dE/dz, E summed over `layers`; returns (new latent, energies [B])."""
+                  eta: float | jax.Array, control_fn: Callable | None = None) -> tuple[jax.Array, jax.Array]:
+  """Eq. 3: z <- z - eta * dE/dz, E summed over `layers`; returns (new latent, energies [B]).
+
+  `control_fn(z) -> (down residuals, mid residual)` adds a ControlNet's residuals (it is differentiated too).
+  """
   aspect = latent.shape[1] / latent.shape[2]
 
   def energy(z):
-    _, maps = cross_attention_maps(unet, params, z, timestep, context, layers)
+    residuals = {} if control_fn is None else dict(zip(('down_residuals', 'mid_residual'), control_fn(z)))
+    _, maps = cross_attention_maps(unet, params, z, timestep, context, layers, **residuals)
     per_example = sum(attention_energy(p, resize_mask(mask, p.shape[2], aspect), tokens) for p in maps.values())
     return per_example.sum(), per_example  # examples are independent, so d(sum)/dz_b = dE_b/dz_b
 
