@@ -37,12 +37,18 @@ for n in (1, 8):
   kernel = new.params["g_a"]["kernel"]
   assert kernel.sharding.is_fully_replicated and len(kernel.sharding.device_set) == n
   results[n] = (float(metrics["loss"]), [np.asarray(x) for x in jax.tree.leaves(new.params)])
+  if n == 8:  # The comparison can fail: one changed pixel on the last device must show.
+    batch["image"][7, 0, 0, 0] ^= 0x80
+    new, _ = step(jax.jit(init, out_shardings=shard)(), sharding.global_batch(batch, mesh),
+                  jax.random.PRNGKey(1))
+    results["perturbed"] = [np.asarray(x) for x in jax.tree.leaves(new.params)]
 loss_diff = abs(results[1][0] - results[8][0])
 param_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(results[1][1], results[8][1]))
+perturbed = max(float(np.max(np.abs(a - b))) for a, b in zip(results[1][1], results["perturbed"]))
 moved = max(float(np.max(np.abs(a - b))) for a, b in zip(results[8][1], jax.tree.leaves(
     jax.jit(init)().params)))
 print(json.dumps({"loss": results[1][0], "loss_diff": loss_diff, "param_diff": param_diff,
-                  "moved": moved}))
+                  "moved": moved, "perturbed_diff": perturbed}))
 """
 
 
@@ -62,3 +68,5 @@ def test_one_step_on_8_devices_matches_1_device():
   assert r["loss_diff"] < 1e-5 * max(1.0, abs(r["loss"]))
   assert r["param_diff"] < 1e-5
   assert r["moved"] > 1e-4  # the step really changed the parameters (lr 1e-3 Adam step)
+  assert r["perturbed_diff"] > 1e-5  # and a different batch on one device is detected
+  print(r)
