@@ -125,7 +125,6 @@ def _reference_minilm(model_dir, texts):
   return torch.nn.functional.normalize(v, dim=-1).numpy(), tok
 
 
-@pytest.mark.slow
 def test_minilm_matches_pytorch_reference():
   encoder = embed.load_text_encoder()  # skips nothing: the package is a test requirement.
   assert encoder.dim == 384 and encoder.sentence == embed.SentenceConfig("mean", True, 256)

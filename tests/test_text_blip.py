@@ -95,7 +95,6 @@ def test_tiny_blip_greedy_ids_match_transformers(tiny):
   assert (ours[:, ref.shape[1]:] == cfg.pad_token_id).all()
 
 
-@pytest.mark.slow
 def test_tiny_blip_beam_search_matches_transformers(tiny):
   """HF beam semantics (top-2K, finished pool, length penalty, early-stop heuristic), where [SEP] competes."""
   model, module, params, tok, _ = tiny
