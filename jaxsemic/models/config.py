@@ -51,6 +51,10 @@ class ModelConfig:
     if isinstance(c, cls):
       return c
     d = dict(c.to_dict() if hasattr(c, "to_dict") else c)
+    # Zoo (CompressAI architecture) names get the zoo's own config class (issue 6, jaxsemic/zoo).
+    from jaxsemic.zoo.config import ZOO_NAMES, ZooConfig  # pylint: disable=import-outside-toplevel
+    if isinstance(c, ZooConfig) or d.get("name") in ZOO_NAMES:
+      return ZooConfig.from_any(d)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - names
     if unknown:
