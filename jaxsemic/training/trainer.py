@@ -133,6 +133,35 @@ class _NonFiniteGuard:
                       "stopping: lower config.learning_rate or config.grad_clip, or check the data")
 
 
+class _MetricWindow:
+  """Fetches each step's metrics one step late (the device stays a step ahead), checks and averages them."""
+
+  def __init__(self, guard: _NonFiniteGuard):
+    self.guard, self.pending, self.rows, self.skipped_files = guard, None, [], 0
+
+  def push(self, step: int, metrics: dict[str, jax.Array]) -> None:
+    """Records this step's (still on-device) metrics and reads the previous step's."""
+    self._fetch()
+    self.pending = (step, metrics)
+
+  def mean(self) -> dict[str, float]:
+    """Averages of every metric since the last call, plus the running count of skipped files."""
+    self._fetch()
+    rows, self.rows = self.rows, []
+    out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    out["skipped_files_total"] = self.skipped_files
+    return out
+
+  def _fetch(self) -> None:
+    if self.pending is None:
+      return
+    (step, metrics), self.pending = self.pending, None
+    done = sharding.to_host(metrics)
+    self.guard.check(step, int(done["nonfinite"]))
+    self.skipped_files += int(done.get("skipped_files", 0))
+    self.rows.append(done)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        model: nn.Module | None = None,
                        loss_fn: LossFn | None = None) -> dict[str, float]:
@@ -176,10 +205,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   step_fn = make_sharded_step(model, optimizer, loss_fn, config.lmbda, mesh, state_shardings)
   train_rng = jax.device_put(train_rng, sharding.replicated(mesh))
 
-  guard = _NonFiniteGuard(config.max_nonfinite_steps, log)
+  window = _MetricWindow(_NonFiniteGuard(config.max_nonfinite_steps, log))
   step = int(sharding.to_host(state.step))
-  pending, window, last = None, [], {}
-  skipped_files, evaluated_at = 0, None
+  last, evaluated_at = {}, None
   deadline = time.monotonic() + config.max_train_hours * 3600 if config.max_train_hours else None
   try:
     while step < config.num_train_steps:
@@ -189,23 +217,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       batch = sharding.global_batch(next(data_iter), mesh)
       state, metrics = step_fn(state, batch, train_rng)
       step += 1
-      if pending is not None:  # Read the previous step's metrics: keeps the device one step ahead.
-        done = sharding.to_host(pending[1])
-        guard.check(pending[0], int(done["nonfinite"]))
-        skipped_files += int(done.get("skipped_files", 0))
-        window.append(done)
-      pending = (step, metrics)
+      window.push(step, metrics)
       checkpoint.save(manager, step, state, data_iter, every=config.checkpoint_every)
       if step % config.log_every == 0 or step == config.num_train_steps:
-        done = sharding.to_host(pending[1])
-        guard.check(step, int(done["nonfinite"]))
-        skipped_files += int(done.get("skipped_files", 0))
-        window.append(done)
-        pending = None
-        last = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
-        last["skipped_files_total"] = skipped_files
+        last = window.mean()
         log.train(step, last)
-        window = []
       if chief and config.eval.dir and config.eval_every and step % config.eval_every == 0:
         last.update(_evaluate(model, state, config, step, log))
         evaluated_at = step
@@ -216,6 +232,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     manager.wait_until_finished()
     manager.close()
     log.close()
-  if skipped_files:
-    log.message(f"{skipped_files} unreadable image reads were skipped during training")
+  if window.skipped_files:
+    log.message(f"{window.skipped_files} unreadable image reads were skipped during training")
   return last
