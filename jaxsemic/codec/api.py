@@ -97,6 +97,9 @@ def compress_batch(model: CodecModel, images: np.ndarray, text=None, sharding=No
   b, h, w, _ = images.shape
   if not (0 < h <= bitstream.MAX_SIDE and 0 < w <= bitstream.MAX_SIDE):
     raise UserError(f"image size {w}x{h} is outside 1..{bitstream.MAX_SIDE}")
+  if model.cfg.name != "selic":  # zoo models have their own drivers (jaxsemic/zoo/codec.py)
+    from jaxsemic.zoo import codec as zoo_codec  # pylint: disable=import-outside-toplevel
+    return zoo_codec.compress_batch(model, images)
   x = _pad(images).astype(np.float32) / 255.0
   t = _text_batch(model, text, b)
   put = (lambda a: jax.device_put(a, sharding)) if sharding is not None else jnp.asarray
@@ -149,6 +152,9 @@ def decompress(model: CodecModel, data: bytes, return_latents: bool = False):
   if bs.model_id != model.model_id:
     raise UserError(f"this .jsc was made by model {bs.model_id.hex()}, not by the loaded model "
                     f"{model.model_id.hex()}")
+  if model.cfg.name != "selic":  # zoo models (jaxsemic/zoo/codec.py)
+    from jaxsemic.zoo import codec as zoo_codec  # pylint: disable=import-outside-toplevel
+    return zoo_codec.decompress(model, bs, return_latents)
   if len(bs.streams) != 2:
     raise UserError(f".jsc file has {len(bs.streams)} sub-streams, this model writes 2")
   hp, wp = padded_size(bs.height, bs.width)
