@@ -123,9 +123,12 @@ class TextDecoder(nn.Module):
   config: bert.BertConfig
 
   @nn.compact
-  def __call__(self, ids: jax.Array, mask: jax.Array | None, image_embeds: jax.Array) -> jax.Array:
+  def __call__(self, ids: jax.Array, mask: jax.Array | None, image_embeds: jax.Array,
+               position: jax.Array | None = None) -> jax.Array:
     body = bert.BertModel(self.config, name="bert")
     h = body(ids, mask, image_embeds)["last_hidden_state"]
+    if position is not None:  # generation needs one position only: skip the vocabulary matmul elsewhere
+      h = jax.lax.dynamic_slice_in_dim(h, position, 1, axis=1)
     table = body.variables["params"]["embeddings"]["word_embeddings"]["embedding"]
     return LMHead(self.config, name="cls")(h, table)
 
@@ -142,9 +145,10 @@ class BlipForConditionalGeneration(nn.Module):
     """Normalised pixels [B,S,S,3] -> image tokens [B,N,D]."""
     return self.vision_model(pixels)
 
-  def decode(self, ids: jax.Array, mask: jax.Array | None, image_embeds: jax.Array) -> jax.Array:
-    """Caption ids [B,T] -> logits [B,T,V] for the token after each position."""
-    return self.text_decoder(ids, mask, image_embeds)
+  def decode(self, ids: jax.Array, mask: jax.Array | None, image_embeds: jax.Array,
+             position: jax.Array | None = None) -> jax.Array:
+    """Caption ids [B,T] -> logits [B,T,V] for the token after each position ([B,1,V] at `position`)."""
+    return self.text_decoder(ids, mask, image_embeds, position)
 
   def __call__(self, pixels: jax.Array, ids: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     return self.decode(ids, mask, self.encode_image(pixels))

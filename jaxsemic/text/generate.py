@@ -37,8 +37,8 @@ def greedy(module: BlipForConditionalGeneration, params: Any, pixels: jax.Array,
 
   def step(carry):
     i, ids, done = carry
-    logits = module.apply(variables, ids, None, image, method=module.decode)
-    nxt = jnp.where(done, pad_id, jnp.argmax(logits[:, i - 1], axis=-1).astype(jnp.int32))
+    logits = module.apply(variables, ids, None, image, i - 1, method=module.decode)[:, 0]
+    nxt = jnp.where(done, pad_id, jnp.argmax(logits, axis=-1).astype(jnp.int32))
     return i + 1, ids.at[:, i].set(nxt), done | (nxt == eos_id)
 
   cond = lambda c: (c[0] < max_length) & ~jnp.all(c[2])
@@ -66,8 +66,9 @@ def beam_search(module: BlipForConditionalGeneration, params: Any, pixels: jax.A
 
   def step(c):
     i = c["i"]
-    logits = module.apply(variables, c["ids"].reshape(b * k, max_length), None, image, method=module.decode)
-    logp = jax.nn.log_softmax(logits[:, i - 1].astype(jnp.float32), axis=-1).reshape(b, k, -1)
+    logits = module.apply(variables, c["ids"].reshape(b * k, max_length), None, image, i - 1,
+                          method=module.decode)[:, 0]
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1).reshape(b, k, -1)
     vocab = logp.shape[-1]
     top, flat = jax.lax.top_k((logp + c["scores"][..., None]).reshape(b, k * vocab), 2 * k)  # [B,2K]
     cand = gather(c["ids"], flat // vocab).at[:, :, i].set((flat % vocab).astype(jnp.int32))
