@@ -65,3 +65,12 @@ def test_energy_gradient_matches_finite_difference_and_guidance_lowers_it():
 
 def test_resize_mask_keeps_aspect():
   assert resize_mask(jnp.ones((1, 32, 64)), 4 * 8, 0.5).shape == (1, 4, 8)
+
+
+def test_low_memory_attention_equals_plain_with_gradient():
+  from jaxsemic.diffusion.attention import attend, attend_low_memory  # pylint: disable=import-outside-toplevel
+  q, k, v = jax.random.normal(jax.random.key(5), (3, 1, 256, 2, 8))
+  np.testing.assert_allclose(attend_low_memory(q, k, v, 64), attend(q, k, v)[0], atol=1e-5)
+  loss = lambda f: lambda q: (f(q) ** 2).sum()
+  np.testing.assert_allclose(jax.grad(loss(lambda q: attend_low_memory(q, k, v, 64)))(q),
+                             jax.grad(loss(lambda q: attend(q, k, v)[0]))(q), atol=1e-4)

@@ -1,0 +1,1 @@
+"""Stable Diffusion components in Flax (UNet, ControlNet, VAE, schedulers) with diffusers weight import."""

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 Dtype = jnp.dtype
 ATTENTION_COLLECTION = 'attention'
+QUERY_CHUNK = 1024  # query rows per step of low-memory self-attention
 
 
 def softmax32(logits: jax.Array) -> jax.Array:
@@ -23,6 +24,19 @@ def attend(q: jax.Array, k: jax.Array, v: jax.Array) -> tuple[jax.Array, jax.Arr
   """Scaled dot-product attention on [B, N, heads, d] -> (out [B, N, heads, d], probs [B, heads, N, L])."""
   probs = softmax32(jnp.einsum('bqhd,bkhd->bhqk', q, k) * (q.shape[-1] ** -0.5))
   return jnp.einsum('bhqk,bkhd->bqhd', probs.astype(v.dtype), v), probs
+
+
+def attend_low_memory(q: jax.Array, k: jax.Array, v: jax.Array, chunk: int = QUERY_CHUNK) -> jax.Array:
+  """`attend` without keeping [heads, N, L] maps: query chunks in sequence, each recomputed in backward.
+
+  Same result as `attend(q, k, v)[0]`; bounds the memory of 64x64-latent self-attention (and its gradient).
+  """
+  n = q.shape[1]
+  if n <= chunk or n % chunk:
+    return jax.checkpoint(lambda *qkv: attend(*qkv)[0])(q, k, v)
+  chunks = q.reshape(q.shape[0], n // chunk, chunk, *q.shape[2:]).swapaxes(0, 1)
+  out = jax.lax.map(jax.checkpoint(lambda qc: attend(qc, k, v)[0]), chunks)
+  return out.swapaxes(0, 1).reshape(q.shape[0], n, *out.shape[3:])
 
 
 class Attention(nn.Module):
@@ -46,8 +60,8 @@ class Attention(nn.Module):
     if self.sow_probs:
       out, probs = attend(split(q), split(k), split(v))
       self.sow(ATTENTION_COLLECTION, 'probs', probs)
-    else:  # the [heads, N, N] self-attention maps are recomputed in a backward pass, not stored
-      out = jax.checkpoint(lambda *qkv: attend(*qkv)[0])(split(q), split(k), split(v))
+    else:
+      out = attend_low_memory(split(q), split(k), split(v))
     out = out.reshape(out.shape[0], out.shape[1], inner)
     return nn.Dense(self.out_dim, dtype=self.dtype, name='to_out_0')(out)
 

@@ -90,8 +90,8 @@ def resolve(path_or_name: str, *subfolders: str | None, variant: str | None = No
   try:
     return huggingface_hub.snapshot_download(path_or_name, allow_patterns=patterns)
   except Exception as e:  # pylint: disable=broad-except  # offline, unknown repo, gated repo, ...
-    raise UserError(f'cannot download {path_or_name!r} from the Hugging Face hub '
-                    f'({type(e).__name__}); pass a local diffusers directory instead') from e
+    raise UserError(f'{path_or_name!r} is not a local directory and cannot be downloaded from the Hugging Face '
+                    f'hub ({type(e).__name__}: offline?); pass a local diffusers directory') from e
 
 
 def _folder(root: str, subfolder: str | None) -> str:
