@@ -105,6 +105,7 @@ def test_tiny_blip_beam_search_matches_transformers(tiny):
   pixels = 3 * _pixels(2, seed=5)
   start = generate.prompt_ids(tok, "", module.config.bos_token_id)
   kw = dict(max_length=12, eos_id=sep, pad_id=module.config.pad_token_id)
+  greedy = None
   with torch.no_grad():
     model.text_decoder.cls.predictions.bias[sep] += 0.7
     try:

@@ -190,10 +190,10 @@ def l2_normalize(v: jax.Array) -> jax.Array:
   return v / jnp.maximum(jnp.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
-def abstract_params(module: nn.Module, seq_len: int = 8, **kwargs) -> Any:
-  """Parameter shapes of a BERT-like module from `jax.eval_shape` (no compute, no memory)."""
+def abstract_params(module: BertModel, seq_len: int = 8) -> Any:
+  """Parameter shapes of a BERT encoder from `jax.eval_shape` (no compute, no memory)."""
   ids = jax.ShapeDtypeStruct((1, seq_len), jnp.int32)
-  return jax.eval_shape(lambda i: module.init(jax.random.key(0), i, **kwargs), ids)["params"]
+  return jax.eval_shape(lambda i: module.init(jax.random.key(0), i), ids)["params"]
 
 
 def load_bert(model_dir: Path) -> tuple[BertModel, Any]:

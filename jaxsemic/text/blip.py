@@ -15,7 +15,6 @@ import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxsemic.errors import UserError
 from jaxsemic.text import bert, prenorm
