@@ -33,10 +33,11 @@ Y_GAIN = 25.0
 SCALE_OFFSET = 3.0
 
 
-def build(name: str, seed: int) -> torch.nn.Module:
-  """The CompressAI model with its default init, then perturbed so no parameter sits at a symmetric value."""
+def build(name: str, seed: int, **sizes) -> torch.nn.Module:
+  """The CompressAI model (ARCHS sizes unless given) with its default init, perturbed so that no parameter
+  sits at a symmetric value; also used by benchmarks/vs_compressai.py."""
   torch.manual_seed(seed)
-  net = zoo_image.model_architectures[name](**ARCHS[name])
+  net = zoo_image.model_architectures[name](**(sizes or ARCHS[name]))
   g = torch.Generator().manual_seed(seed + 1)
   with torch.no_grad():
     for key, p in net.named_parameters():

@@ -1,0 +1,186 @@
+"""Speed of our bmshj2018-hyperprior against CompressAI's, same random weights, same CPU, one invocation.
+
+  . /work/venv/bin/activate
+  python benchmarks/vs_compressai.py --compressai-python /work/venv-compressai/bin/python
+
+CompressAI runs in its own venv (it pins numpy<2; docs/zoo.md) through a subprocess of this same file
+(`--reference`), which also writes the shared weights. Measured, after one warm-up (compilation excluded and
+reported apart): compress + decompress seconds of a 768x512 image (median of --repeats), and training-step
+throughput (batch 8, 256x256 crops, Adam + clipping, loss bpp + lambda 255^2 MSE). Prints ours / theirs.
+Targets (issue 6): compress + decompress <= 0.7x CompressAI's time, training throughput >= 1.3x.
+The two runs take turns on the same cores; on a shared machine the absolute numbers move, the ratios less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARCH = "bmshj2018-hyperprior"
+LMBDA = 0.0067  # CompressAI's quality-5 lambda
+
+
+def test_image(h: int = 512, w: int = 768) -> np.ndarray:
+  """A deterministic natural-looking uint8 image: scikit-image's astronaut tiled/cropped to h x w."""
+  from skimage import data
+  a = data.astronaut()
+  return np.ascontiguousarray(np.tile(a, (2, 2, 1))[:h, :w])
+
+
+def train_batch(batch: int = 8, size: int = 256) -> np.ndarray:
+  img = test_image()
+  rng = np.random.default_rng(0)
+  out = []
+  for _ in range(batch):
+    r, c = rng.integers(0, img.shape[0] - size), rng.integers(0, img.shape[1] - size)
+    out.append(img[r:r + size, c:c + size])
+  return np.stack(out)
+
+
+def _timed(fn, repeats: int) -> tuple[float, float]:
+  """(first call seconds, median of the next `repeats` calls)."""
+  t0 = time.perf_counter()
+  fn()
+  first = time.perf_counter() - t0
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t0)
+  return first, statistics.median(times)
+
+
+# --- CompressAI (runs in the CompressAI venv) ------------------------------------------------------------------
+
+def reference(args) -> dict:
+  import torch
+  sys.path.insert(0, os.path.join(REPO, "tools"))
+  from compressai_fixtures import build  # the fixtures' seeded, perturbed init
+  torch.set_num_threads(os.cpu_count() or 1)
+  net = build(ARCH, 0, N=args.N, M=args.M)
+  np.savez(args.weights, **{k: v.numpy() for k, v in net.state_dict().items()})
+  net.update(force=True)
+  with np.load(args.inputs) as z:
+    image, crops = z["image"], z["batch"]
+  x = torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
+  res = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+
+  def codec():
+    with torch.no_grad():
+      enc = net.compress(x)
+      net.decompress(enc["strings"], enc["shape"])
+    res["bytes"] = sum(len(s[0]) for s in enc["strings"])
+
+  res["codec_first"], res["codec_seconds"] = _timed(codec, args.repeats)
+  batch = torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+  net.train()
+  params = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
+  opt = torch.optim.Adam(params, lr=1e-4)
+  n_pix = batch.shape[0] * batch.shape[2] * batch.shape[3]
+
+  def step():
+    opt.zero_grad()
+    out = net(batch)
+    bpp = sum(-torch.log2(v).sum() for v in out["likelihoods"].values()) / n_pix
+    loss = bpp + LMBDA * 255 ** 2 * torch.mean((out["x_hat"] - batch) ** 2)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+
+  res["step_first"], res["step_seconds"] = _timed(step, args.steps)
+  return res
+
+
+# --- ours (runs in the jaxsemic venv) ----------------------------------------------------------------------------
+
+def ours(args) -> dict:
+  import jax
+  import optax
+  from jaxsemic.codec import api
+  from jaxsemic.codec.model_io import CodecModel, abstract_params
+  from jaxsemic.losses import rate_distortion_loss
+  from jaxsemic.training.state import create_state
+  from jaxsemic.training.step import train_step
+  from jaxsemic.zoo import compressai_import as cimport
+  with np.load(args.weights) as z:
+    state = {k: z[k] for k in z.files}
+  cfg = cimport.infer_config(ARCH, state)
+  params = cimport.convert(state, cfg, abstract_params(cfg))
+  model = CodecModel.from_params(params, cfg)
+  with np.load(args.inputs) as z:
+    image, crops = z["image"], z["batch"]
+  res = {"jax": jax.__version__, "devices": jax.device_count()}
+
+  def codec():
+    data, _ = api.compress(model, image)
+    api.decompress(model, data)
+    res["bytes"] = len(data)
+
+  res["codec_first"], res["codec_seconds"] = _timed(codec, args.repeats)
+  optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-4))
+  step = jax.jit(lambda s, b, r: train_step(s, b, r, model=model.module, optimizer=optimizer,
+                                            loss_fn=rate_distortion_loss, lmbda=LMBDA), donate_argnums=0)
+  holder = {"state": create_state(jax.tree.map(jax.numpy.asarray, params), optimizer)}
+  batch = {"image": jax.numpy.asarray(crops)}
+  rng = jax.random.PRNGKey(0)
+
+  def one():
+    holder["state"], metrics = step(holder["state"], batch, rng)
+    jax.block_until_ready(metrics["loss"])
+
+  res["step_first"], res["step_seconds"] = _timed(one, args.steps)
+  return res
+
+
+def main() -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--compressai-python", default="/work/venv-compressai/bin/python")
+  parser.add_argument("--N", type=int, default=128)
+  parser.add_argument("--M", type=int, default=192)
+  parser.add_argument("--repeats", type=int, default=3, help="timed codec runs after the warm-up")
+  parser.add_argument("--steps", type=int, default=3, help="timed training steps after the warm-up")
+  parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
+  parser.add_argument("--weights", help=argparse.SUPPRESS)
+  parser.add_argument("--inputs", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.reference:
+    print(json.dumps(reference(args)))
+    return 0
+  with tempfile.TemporaryDirectory() as tmp:
+    args.weights = os.path.join(tmp, "weights.npz")
+    args.inputs = os.path.join(tmp, "inputs.npz")
+    np.savez(args.inputs, image=test_image(), batch=train_batch())
+    cmd = [args.compressai_python, os.path.abspath(__file__), "--reference", "--weights", args.weights,
+           "--inputs", args.inputs,
+           "--N", str(args.N), "--M", str(args.M), "--repeats", str(args.repeats), "--steps", str(args.steps)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode:
+      print(proc.stderr, file=sys.stderr)
+      return 1
+    theirs = json.loads(proc.stdout.strip().splitlines()[-1])
+    mine = ours(args)
+  load = os.getloadavg()[0]
+  print(f"{ARCH} N={args.N} M={args.M}; CPU cores {os.cpu_count()}, load average {load:.1f} (shared machine)")
+  print(f"{'':34}{'ours':>10}{'CompressAI':>12}{'ours/theirs':>13}")
+  rows = [("compress+decompress 768x512 (s)", mine["codec_seconds"], theirs["codec_seconds"], "<= 0.7"),
+          ("training step b8 256^2 (s)", mine["step_seconds"], theirs["step_seconds"], ""),
+          ("training throughput (img/s)", 8 / mine["step_seconds"], 8 / theirs["step_seconds"], ">= 1.3")]
+  for name, a, b, target in rows:
+    print(f"{name:34}{a:10.3f}{b:12.3f}{a / b:13.2f}  {('target ' + target) if target else ''}")
+  print(f"{'first call incl. compile: codec (s)':34}{mine['codec_first']:10.2f}{theirs['codec_first']:12.2f}")
+  print(f"{'first call incl. compile: step (s)':34}{mine['step_first']:10.2f}{theirs['step_first']:12.2f}")
+  print(f"{'bytes of the 768x512 image':34}{mine['bytes']:10d}{theirs['bytes']:12d}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
