@@ -1,0 +1,57 @@
+"""Where converted metric weights live (a user cache directory, never the repository) and their I/O."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from jaxsemic.errors import UserError
+
+
+def metric_cache_dir() -> str:
+  """$JAXSEMIC_CACHE/metrics, else $XDG_CACHE_HOME/jaxsemic/metrics, else ~/.cache/jaxsemic/metrics."""
+  root = os.environ.get("JAXSEMIC_CACHE") or os.path.join(
+      os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "jaxsemic")
+  return os.path.join(root, "metrics")
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+  """{'a': {'b': x}} -> {'a/b': x} as float32 numpy arrays."""
+  out: dict[str, np.ndarray] = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, dict):
+      out.update(flatten(value, name + "/"))
+    else:
+      out[name] = np.asarray(value, np.float32)
+  return out
+
+
+def unflatten(flat: dict[str, np.ndarray]) -> dict:
+  """Inverse of flatten."""
+  tree: dict = {}
+  for name, value in flat.items():
+    node = tree
+    *parents, leaf = name.split("/")
+    for p in parents:
+      node = node.setdefault(p, {})
+    node[leaf] = value
+  return tree
+
+
+def save_params(path: str, params: dict, *, source: str) -> None:
+  """Writes a nested params dict as safetensors (atomically), noting where it came from."""
+  from safetensors.numpy import save_file
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + ".tmp"
+  save_file(flatten(params), tmp, metadata={"source": source})
+  os.replace(tmp, path)
+
+
+def load_params(path: str, how_to_get: str) -> dict:
+  """Reads a params file written by save_params; UserError telling how to make it if missing."""
+  if not os.path.isfile(path):
+    raise UserError(f"metric weights not found: {path} ({how_to_get})")
+  from safetensors.numpy import load_file
+  return unflatten(load_file(path))
