@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("jaxsemic.commands.info", "describe a model directory or a .jsc file"),
     "embed-text": ("jaxsemic.commands.embed_text", "embed caption sidecars into a text-vector cache"),
     "caption": ("jaxsemic.commands.caption", "caption a folder of images with BLIP"),
+    "eval": ("jaxsemic.commands.evaluate", "rate-distortion point of jaxsemic models on an image folder"),
     "bench": ("jaxsemic.commands.bench", "rate-distortion curve of a classic codec (JPEG, WebP, ...)"),
     "plot": ("jaxsemic.commands.plot", "plot rate-distortion curves from results JSON files"),
     "bdrate": ("jaxsemic.commands.bdrate", "Bjøntegaard BD-rate / BD-PSNR between results JSON files"),

@@ -1,0 +1,48 @@
+"""`jaxsemic eval --model DIR [--model DIR2] --data FOLDER --out results.json`: models' RD points."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from jaxsemic.errors import UserError
+from jaxsemic.eval.images import list_images
+from jaxsemic.eval.results import check_output_path, write_json_atomic
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  """Declares the command's arguments."""
+  parser.add_argument("--model", action="append", required=True,
+                      help="model directory (repeat for several rate points)")
+  parser.add_argument("--data", required=True, help="folder of images (e.g. Kodak PNGs)")
+  parser.add_argument("--captions", help="jsonl of {'file', 'caption' | 'captions'} for text-guided "
+                      "models (default: the zero semantic vector)")
+  parser.add_argument("--out", help="results JSON to write (CompressAI layout); default: stdout")
+  parser.add_argument("--name", default="jaxsemic", help="curve name in the results file")
+  parser.add_argument("--limit", type=int, help="use only the first N images (quick checks)")
+  parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+  parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+  """Evaluates every model and writes (or prints) the results JSON."""
+  from jaxsemic.eval.evaluate import evaluate
+  paths = list_images(args.data)
+  if args.limit is not None:
+    if args.limit < 1:
+      raise UserError("--limit must be at least 1")
+    paths = paths[:args.limit]
+  if args.out:
+    check_output_path(args.out, args.force)
+  results = evaluate(args.model, paths, args.captions, args.name, progress=not args.quiet)
+  if args.out:
+    write_json_atomic(args.out, results.to_json(), force=args.force)
+    r = results.results
+    for i, about in enumerate(results.extra["models"]):
+      msssim = f", MS-SSIM {r['ms-ssim-rgb'][i]:.4f}" if "ms-ssim-rgb" in r else ""
+      print(f"{about['path']}: {r['bpp'][i]:.4f} bpp, {r['psnr-rgb'][i]:.2f} dB{msssim}, "
+            f"enc {r['encoding_time'][i]:.2f} s, dec {r['decoding_time'][i]:.2f} s, "
+            f"{about['params']:,} params")
+  else:
+    print(json.dumps(results.to_json(), indent=2))
+  return 0

@@ -1,0 +1,57 @@
+"""`jaxsemic eval` with the session's tiny random SELIC on two small generated photos."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from jaxsemic.cli import main
+from jaxsemic.codec import api
+from jaxsemic.codec.model_io import load_model
+from jaxsemic.eval.results import load_results
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+  folder = tmp_path_factory.mktemp("eval_photos")
+  Image.fromarray(data.astronaut()[64:128, 128:256]).save(folder / "a.png")
+  Image.fromarray(data.coffee()[40:104, 100:228]).save(folder / "b.png")
+  return str(folder)
+
+
+def test_eval_writes_real_bytes_and_metrics(tiny_model_dir, photos, tmp_path, capsys):
+  out = str(tmp_path / "r.json")
+  assert main(["eval", "--model", tiny_model_dir, "--model", tiny_model_dir, "--data", photos,
+               "--out", out, "--quiet"]) == 0
+  results = load_results(out)
+  r = results.results
+  assert len(r["bpp"]) == 2 and r["bpp"][0] == r["bpp"][1]  # one point per --model
+  assert "ms-ssim-rgb" not in r  # 64 px images: MS-SSIM undefined, left out rather than faked
+  doc = json.load(open(out))
+  assert doc["models"][0]["params"] > 1000
+  # The reported bpp is the real .jsc size, and PSNR is that of the decoded bytes.
+  model = load_model(tiny_model_dir)
+  image = np.asarray(Image.open(os.path.join(photos, "a.png")))
+  blob, _ = api.compress(model, image)
+  decoded = api.decompress(model, blob).astype(np.float64)
+  row = doc["per_image"][os.path.abspath(tiny_model_dir)]["a.png"]
+  assert row["bpp"] == pytest.approx(len(blob) * 8 / image[..., 0].size)
+  assert row["psnr-rgb"] == pytest.approx(10 * np.log10(255**2 / np.mean((decoded - image) ** 2)),
+                                          abs=1e-3)
+  assert "bpp" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["eval", "--model", "MODEL", "--data", "EMPTY"], "no images"),
+    (["eval", "--model", "/nonexistent/model", "--data", "PHOTOS"], "model directory not found"),
+    (["eval", "--model", "EMPTY", "--data", "PHOTOS"], "not a jaxsemic model directory"),
+])
+def test_eval_bad_input_is_one_line(argv, message, tmp_path, photos, tiny_model_dir, capsys):
+  subs = {"EMPTY": str(tmp_path), "PHOTOS": photos, "MODEL": tiny_model_dir}
+  assert main([subs.get(a, a) for a in argv] + ["--out", str(tmp_path / "r.json")]) == 1
+  err = capsys.readouterr().err
+  assert message in err and err.count("\n") == 1
+  assert not os.path.exists(tmp_path / "r.json")
