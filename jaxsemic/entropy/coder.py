@@ -38,8 +38,7 @@ class TableCoder:
     indexes = np.asarray(indexes, np.int64).ravel()
     if values.shape != indexes.shape:
       raise ValueError("values and indexes differ in shape")
-    for k in np.unique(indexes):
-      pos = np.flatnonzero(indexes == k)
+    for k, pos in _groups(indexes):
       n = int(self.tables.length[k])
       sym = values[pos] - int(self.tables.offset[k])
       escaped = (sym < 0) | (sym >= n - 1)
@@ -52,8 +51,7 @@ class TableCoder:
     shape = np.shape(indexes)
     indexes = np.asarray(indexes, np.int64).ravel()
     out = np.zeros(indexes.shape, np.int64)
-    for k in np.unique(indexes):
-      pos = np.flatnonzero(indexes == k)
+    for k, pos in _groups(indexes):
       n = int(self.tables.length[k])
       sym = np.asarray(decoder.decode(self._categorical(int(k)), len(pos)), np.int64)
       vals = sym + int(self.tables.offset[k])
@@ -62,6 +60,21 @@ class TableCoder:
         vals[escaped] = _decode_raw(decoder, int(escaped.sum()))
       out[pos] = vals
     return out.reshape(shape).astype(np.int32)
+
+
+def _groups(indexes: np.ndarray):
+  """(table index, positions in row-major order) for each distinct index, ascending.
+
+  One stable sort; indices are few (< 65536), so numpy's radix sort on uint16 does it in linear time.
+  """
+  counts = np.bincount(indexes)
+  key = indexes.astype(np.uint16) if len(counts) <= 1 << 16 else indexes
+  order = np.argsort(key, kind="stable")
+  start = 0
+  for k in np.flatnonzero(counts):
+    end = start + int(counts[k])
+    yield int(k), order[start:end]
+    start = end
 
 
 def _encode_raw(encoder, values: np.ndarray) -> None:
