@@ -1,4 +1,4 @@
-"""LPIPS in JAX against torch references: random weights always; the real weights when converted."""
+"""LPIPS and DISTS in JAX against torch references: random weights always; real weights when converted."""
 
 import importlib.util
 import os
@@ -22,7 +22,7 @@ def _images(size=64):
   return np.stack([x] * 3), np.stack(ys).astype(np.float32)
 
 
-def _torch_features(net, backbone):
+def _torch_features(net, backbone, pool=None):
   """torchvision's `features` Sequential layout for alexnet / vgg16, filled from our params."""
   nn = torch.nn
   layers = []
@@ -40,7 +40,7 @@ def _torch_features(net, backbone):
     layers += conv("conv3", padding=1) + conv("conv4", padding=1) + conv("conv5", padding=1)
   else:
     for b, n in enumerate((2, 2, 3, 3, 3), 1):
-      layers += [nn.MaxPool2d(2, 2)] if b > 1 else []
+      layers += [(pool or nn.MaxPool2d)(2, 2)] if b > 1 else []
       for i in range(1, n + 1):
         layers += conv(f"conv{b}_{i}", padding=1)
   return nn.Sequential(*layers)
@@ -114,3 +114,89 @@ def test_real_weights_match_official_lpips_code(net, monkeypatch):
   got = np.asarray(load_lpips(net)(x, y))
   np.testing.assert_allclose(got, want, atol=1e-4)
   assert want.min() > 0.01  # real, non-degenerate distances
+
+
+class _L2Pool(torch.nn.Module):
+  """DISTS's L2 pooling (3x3 Hann taps of x², stride 2, padding 1, then sqrt)."""
+
+  def __init__(self, *_):
+    super().__init__()
+    a = np.hanning(5)[1:-1]
+    self.g = torch.from_numpy((np.outer(a, a) / np.outer(a, a).sum()).astype(np.float32))
+
+  def forward(self, x):
+    c = x.shape[1]
+    w = self.g[None, None].repeat(c, 1, 1, 1)
+    return (torch.nn.functional.conv2d(x**2, w, stride=2, padding=1, groups=c) + 1e-12).sqrt()
+
+
+def _reference_dists(params, x, y):
+  """DISTS written directly in torch (Ding et al. 2020, eqs. 8-10)."""
+  feats = _torch_features("vgg", params["backbone"], pool=_L2Pool).eval()
+  mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+  std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+  def run(img):
+    t = torch.from_numpy(img).permute(0, 3, 1, 2)
+    outs, h = [t], (t - mean) / std
+    for i, layer in enumerate(feats):
+      h = layer(h)
+      if i in (3, 8, 15, 22, 29):
+        outs.append(h)
+    return outs
+
+  alpha, beta = (torch.from_numpy(np.asarray(params[k]).copy()) for k in ("alpha", "beta"))
+  total, start, score = alpha.sum() + beta.sum(), 0, 0
+  with torch.no_grad():
+    for a, b in zip(run(x), run(y)):
+      c = a.shape[1]
+      al, be = alpha[start:start + c] / total, beta[start:start + c] / total
+      start += c
+      ma, mb = a.mean((2, 3)), b.mean((2, 3))
+      va, vb = a.var((2, 3), unbiased=False), b.var((2, 3), unbiased=False)
+      cov = (a * b).mean((2, 3)) - ma * mb
+      score = score + (al * (2 * ma * mb + 1e-6) / (ma**2 + mb**2 + 1e-6)).sum(1)
+      score = score + (be * (2 * cov + 1e-6) / (va + vb + 1e-6)).sum(1)
+  return (1 - score).numpy()
+
+
+def test_dists_random_weights_match_torch_reference():
+  from jaxsemic.eval.metrics.dists import DISTS
+  x, y = _images(32)
+  model = DISTS()
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(1), x[:1], y[:1]))["params"]
+  rng = np.random.default_rng(3)
+  params = jax.tree.map(lambda s: (rng.normal(size=s.shape) * 0.1).astype(np.float32), shapes)
+  params["alpha"], params["beta"] = (np.abs(params[k]) for k in ("alpha", "beta"))
+  apply = jax.jit(model.apply)
+  want = _reference_dists(params, x, y)
+  np.testing.assert_allclose(np.asarray(apply({"params": params}, x, y)), want, atol=1e-5)
+  params["beta"] = params["beta"] * np.linspace(0, 2, params["beta"].size, dtype=np.float32)
+  assert not np.allclose(np.asarray(apply({"params": params}, x, y)), want, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_dists_real_weights_match_official_code(monkeypatch):
+  """DISTS-pytorch's own module (stages, L2 pooling, α/β split) on the same converted weights."""
+  from jaxsemic.eval.metrics.dists import dists_weights_path, load_dists
+  if not os.path.isfile(dists_weights_path()) or importlib.util.find_spec("DISTS_pytorch") is None:
+    pytest.skip("needs tools/convert_dists.py output and `pip install --no-deps dists-pytorch`")
+  from jaxsemic.eval.metrics.weights import load_params
+  params = load_params(dists_weights_path(), "")
+  fake = types.ModuleType("torchvision")
+  fake.models = types.SimpleNamespace(
+      vgg16=lambda **_: types.SimpleNamespace(features=_torch_features("vgg", params["backbone"])))
+  fake.transforms = types.SimpleNamespace()
+  monkeypatch.setitem(sys.modules, "torchvision", fake)
+  for mod in [m for m in sys.modules if m.startswith("DISTS_pytorch")]:
+    monkeypatch.delitem(sys.modules, mod)
+  from DISTS_pytorch import DISTS_pt
+  ref = DISTS_pt.DISTS(load_weights=False).eval()
+  ref.alpha.data = torch.from_numpy(params["alpha"].reshape(1, -1, 1, 1).copy())
+  ref.beta.data = torch.from_numpy(params["beta"].reshape(1, -1, 1, 1).copy())
+  x, y = _images(96)
+  with torch.no_grad():
+    want = ref(torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(y).permute(0, 3, 1, 2)).numpy()
+  got = np.asarray(load_dists()(x, y))
+  np.testing.assert_allclose(got, want, atol=1e-4)
+  assert want.min() > 0.01
