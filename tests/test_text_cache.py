@@ -1,6 +1,7 @@
 """`jaxsemic embed-text` and the text-vector cache format."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -24,6 +25,9 @@ def test_embed_text_writes_cache(tmp_path, capsys):
   argv = ["embed-text", str(tmp_path / "a.jsonl"), str(tmp_path / "kodak.jsonl"), "--out", str(out)]
   assert cli.main(argv) == 0
   vectors = cache.load_text_cache(out)
+  umask = os.umask(0)
+  os.umask(umask)
+  assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
   assert sorted(vectors) == ["kodim01.png", "val/1.jpg", "val/2.jpg"]
   assert vectors["val/2.jpg"].shape == (0, 384)
   encoder = embed.load_text_encoder()

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
 from jaxsemic.data import files
 from jaxsemic.errors import UserError
+from jaxsemic.text.outputs import atomic_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,14 +53,7 @@ def run(args: argparse.Namespace) -> int:
       bar.update(len(paths[start:start + args.batch]))
   for line in skipped:
     print(f"jaxsemic caption: skipped unreadable image {line}", file=sys.stderr)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    os.replace(tmp, out)
-  finally:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
+  with atomic_path(out, args.force) as tmp, open(tmp, "w", encoding="utf-8") as f:
+    f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
   print(f"wrote {out}: {len(rows)} captions ({len(skipped)} unreadable images skipped)")
   return 0

@@ -8,13 +8,13 @@ empty caption (caption dropout). Metadata: format, encoder, dim.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from jaxsemic.errors import UserError
+from jaxsemic.text.outputs import atomic_path
 
 FORMAT = "jaxsemic-text-cache-v1"
 EMPTY_KEY = "__empty__"
@@ -24,9 +24,6 @@ def save_text_cache(path: str | os.PathLike, vectors: Mapping[str, np.ndarray], 
                     empty: np.ndarray, force: bool = False) -> None:
   """Writes {file: [n, D]} plus the empty-caption vector atomically (temp file, then os.replace)."""
   from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
-  path = Path(path)
-  if path.exists() and not force:
-    raise UserError(f"{path} exists; pass --force to overwrite it")
   empty = np.asarray(empty, np.float32).reshape(1, -1)
   dim = empty.shape[1]
   tensors = {EMPTY_KEY: empty}
@@ -35,15 +32,8 @@ def save_text_cache(path: str | os.PathLike, vectors: Mapping[str, np.ndarray], 
     if name == EMPTY_KEY or v.ndim != 2 or v.shape[1] != dim:
       raise ValueError(f"bad cache entry {name!r} with shape {v.shape} (dim {dim})")
     tensors[name] = v
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-  os.close(fd)
-  try:
+  with atomic_path(path, force) as tmp:
     save_file(tensors, tmp, metadata={"format": FORMAT, "encoder": encoder, "dim": str(dim)})
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
 
 
 def _open(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
