@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from jaxsemic.errors import UserError
 from jaxsemic.eval.plot import plot_rd
 from jaxsemic.eval.results import load_results
 
@@ -16,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "legend; the anchor is plotted dashed)")
   parser.add_argument("--bd-metric", default="psnr-rgb", help="quality key for the BD-rates")
   parser.add_argument("--max-bpp", type=float, help="plot only points up to this bpp")
+  parser.add_argument("--label", action="append", default=[],
+                      help="curve label, once per results file in order (default: each file's name)")
   parser.add_argument("--title", default="")
   parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
@@ -23,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
   """Loads every file, draws the figure and prints the BD-rates."""
   curves = [load_results(p) for p in args.results]
+  if len(args.label) > len(curves):
+    raise UserError(f"{len(args.label)} --label given for {len(curves)} results files")
+  for curve, label in zip(curves, args.label):
+    curve.name = label
   anchor = None
   if args.anchor:
     anchor = load_results(args.anchor)

@@ -13,6 +13,9 @@ from jaxsemic.eval.results import RDResults
 
 PANELS = {"psnr-rgb": "PSNR RGB (dB)", "ms-ssim-db-rgb": "MS-SSIM RGB (dB)"}
 MARKERS = "osD^v<>pPX*hd"
+# tab10 then three more distinct hues; the anchor is always black and dashed.
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf", "#393b79", "#8c6d31", "#637939")
 
 
 def bd_rates(curves: list[RDResults], anchor: RDResults, metric: str = "psnr-rgb",
@@ -46,7 +49,6 @@ def plot_rd(curves: list[RDResults], out_path: str, *, anchor: RDResults | None 
   panels = [m for m in PANELS if any(_has(c, m) for c in curves)]
   rates = bd_rates(curves, anchor, bd_metric) if anchor is not None else {}
   fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 5.6), squeeze=False)
-  colours = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20").colors
   for ax, metric in zip(axes[0], panels):
     for i, curve in enumerate(curves):
       if not _has(curve, metric):
@@ -59,7 +61,8 @@ def plot_rd(curves: list[RDResults], out_path: str, *, anchor: RDResults | None 
         rate = rates[curve.name]
         label += " (anchor)" if curve is anchor else (f"  {rate:+.1f}%" if rate is not None else "  n/a")
       ax.plot(bpp[keep], quality[keep], marker=MARKERS[i % len(MARKERS)], markersize=4,
-              linewidth=2.2 if curve is anchor else 1.4, color=colours[i % len(colours)],
+              linewidth=2.2 if curve is anchor else 1.4,
+              color="black" if curve is anchor else COLOURS[i % len(COLOURS)],
               linestyle="--" if curve is anchor else "-", label=label)
     ax.set_xlabel("bits per pixel (bpp)")
     ax.set_ylabel(PANELS[metric])
@@ -75,6 +78,7 @@ def plot_rd(curves: list[RDResults], out_path: str, *, anchor: RDResults | None 
   ext = os.path.splitext(out_path)[1] or ".png"
   fd, tmp = tempfile.mkstemp(dir=directory, suffix=ext)
   os.close(fd)
+  os.chmod(tmp, 0o644)
   try:
     fig.savefig(tmp, dpi=110)
     os.replace(tmp, out_path)

@@ -102,6 +102,7 @@ def write_json_atomic(path: str, data: Any, *, force: bool = False) -> None:
   check_output_path(path, force)
   directory = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+  os.chmod(tmp, 0o644)  # mkstemp makes it private; results are ordinary files
   try:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
       json.dump(data, f, indent=2)
