@@ -49,7 +49,9 @@ def test_unet_matches_diffusers(case):
   assert np.abs(bad - ref).max() > 1e-3
 
 
-def test_unet_bf16_runs_close(case):
+def test_unet_bf16_runs_close(case, request):
+  if 'linear' in request.node.callspec.id:
+    pytest.skip('bf16 is checked once, on the conv-projection config')
   ref, module, params, inputs = case
   out = jax.jit(UNet2DConditionModel(module.config, dtype=jnp.bfloat16).apply)({"params": params}, *inputs)
   assert out.dtype == jnp.bfloat16
