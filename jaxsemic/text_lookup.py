@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 
 import numpy as np
@@ -12,23 +11,19 @@ from jaxsemic.errors import UserError
 
 
 def caption_from_file(path: str, image_path: str) -> str:
-  """The caption of `image_path` in a jsonl file of {'file', 'caption' | 'captions'} lines (first caption)."""
-  if not os.path.isfile(path):
-    raise UserError(f"captions file not found: {path}")
+  """The first caption of `image_path` (matched by file name) in a jsonl captions file."""
+  from jaxsemic.text.captions import read_captions
   name = os.path.basename(image_path)
-  with open(path) as f:
-    for n, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      try:
-        rec = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{n}: not JSON ({e.msg})") from e
-      if os.path.basename(str(rec.get("file", ""))) == name:
-        caps = rec.get("captions") or [rec.get("caption")]
-        if caps and isinstance(caps[0], str):
-          return caps[0]
+  for file, caps in read_captions(path).items():
+    if os.path.basename(file) == name and caps:
+      return caps[0]
   raise UserError(f"{path} has no caption for {name}")
+
+
+def caption_with_blip(blip_dir: str, image: np.ndarray, prompt: str = "a picture of") -> str:
+  """Captions an image with a BLIP checkpoint directory (SELIC's g_a1)."""
+  from jaxsemic.text.generate import Captioner
+  return Captioner(blip_dir, prompt=prompt)([image])[0]
 
 
 @functools.lru_cache(maxsize=4)

@@ -110,3 +110,26 @@ def test_subprocess_exit_codes(model_dir, tmp_path):
   assert not (tmp_path / "o.png").exists()
   r = run_cli("frobnicate")
   assert r.returncode == 2
+
+
+def test_text_guided_model_captions(tmp_path_factory, png, tmp_path, capsys):
+  """A concat-fusion model with the default text encoder (MiniLM, D = 384): --caption, --captions, none."""
+  cfg = tmp_path_factory.mktemp("cfg") / "tiny_text.py"
+  model = dict(TINY_MODEL, text_dim=384)
+  cfg.write_text(f"import ml_collections\n\ndef get_config():\n  c = ml_collections.ConfigDict()\n"
+                 f"  c.model = ml_collections.ConfigDict({model!r})\n  return c\n")
+  mdir = str(tmp_path_factory.mktemp("mt") / "model")
+  assert cli.main(["init", "--config", str(cfg), "--out", mdir]) == 0
+  a, b, c = tmp_path / "a.jsc", tmp_path / "b.jsc", tmp_path / "c.jsc"
+  assert _compress(mdir, png, a, "--caption", "an astronaut in a white suit") == 0
+  (tmp_path / "caps.jsonl").write_text(json.dumps({"file": "in.png", "captions": ["a red door"]}) + "\n")
+  assert _compress(mdir, png, b, "--captions", str(tmp_path / "caps.jsonl")) == 0
+  capsys.readouterr()
+  assert _compress(mdir, png, c) == 0
+  assert "empty caption" in capsys.readouterr().err
+  assert len({a.read_bytes(), b.read_bytes(), c.read_bytes()}) == 3  # the caption reaches the bitstream
+  for f in (a, b, c):  # and the decoder needs none
+    assert cli.main(["decompress", str(f), str(f) + ".png", "--model", mdir]) == 0
+  (tmp_path / "other.jsonl").write_text(json.dumps({"file": "x.png", "captions": ["?"]}) + "\n")
+  assert _compress(mdir, png, tmp_path / "d.jsc", "--captions", str(tmp_path / "other.jsonl")) == 1
+  assert "no caption for in.png" in capsys.readouterr().err

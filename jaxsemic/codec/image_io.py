@@ -92,6 +92,9 @@ def write_atomic(path: str, data: bytes, force: bool = False) -> None:
   try:
     with os.fdopen(fd, "wb") as f:
       f.write(data)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

@@ -18,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--model", required=True, help="model directory (jaxsemic init / export)")
     parser.add_argument("--caption", help="text describing the image (text-guided models)")
     parser.add_argument("--captions", help="jsonl file with {'file', 'caption' or 'captions'} lines")
+    parser.add_argument("--blip", help="BLIP checkpoint directory: caption the image with it")
     parser.add_argument("--text-encoder", help="HF directory or hub name of the text encoder "
                         "(default: the model's, else all-MiniLM-L6-v2)")
     parser.add_argument("--drop-alpha", action="store_true", help="discard a non-opaque alpha channel")
@@ -37,12 +38,15 @@ def _model(path: str | None):
   return load_model(path)
 
 
-def _caption_for(args, image_path: str) -> str | None:
+def _caption_for(args, image_path: str, image) -> str | None:
+  """--caption, else the captions file, else BLIP, else None."""
+  from jaxsemic import text_lookup
   if args.caption is not None:
     return args.caption
   if args.captions:
-    from jaxsemic.text_lookup import caption_from_file
-    return caption_from_file(args.captions, image_path)
+    return text_lookup.caption_from_file(args.captions, image_path)
+  if args.blip:
+    return text_lookup.caption_with_blip(args.blip, image)
   return None
 
 
@@ -55,9 +59,12 @@ def run(args: argparse.Namespace) -> int:
     model = _model(args.model)
     text, note = None, None
     if model.cfg.fusion != "none":
-      caption = _caption_for(args, args.input)
+      caption = _caption_for(args, args.input, image)
       if caption is None:
-        caption, note = "", "no caption given (--caption/--captions): coding with the empty caption"
+        caption, note = "", ("no caption given (--caption, --captions or --blip): coding with the empty "
+                             "caption, which text-guided models see in training (caption dropout)")
+      elif args.blip and not args.json:
+        print(f"caption: {caption}", file=sys.stderr)
       from jaxsemic.text_lookup import embed_caption
       text = embed_caption(caption, model, args.text_encoder)
     if note and not args.json:
