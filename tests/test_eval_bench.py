@@ -108,3 +108,23 @@ def test_plot_cli_with_bd_rate_legend(tmp_path, capsys):
   assert main(["plot", str(bad), "--out", str(tmp_path / "b.png")]) == 1
   err = capsys.readouterr().err
   assert "missing 'results'" in err and not os.path.exists(tmp_path / "b.png")
+
+
+def test_bench_with_learned_metric(photos, tmp_path, monkeypatch, capsys):
+  """--metrics wiring with random LPIPS weights in a temporary cache; unknown names fail in one line."""
+  import jax
+  from jaxsemic.eval.metrics import lpips
+  from jaxsemic.eval.metrics.weights import save_params
+  monkeypatch.setenv("JAXSEMIC_CACHE", str(tmp_path / "cache"))
+  lpips.load_lpips.cache_clear()
+  x = np.zeros((1, 64, 64, 3), np.float32)
+  params = jax.tree.map(np.asarray, lpips.LPIPS("alex").init(jax.random.key(0), x, x)["params"])
+  save_params(lpips.lpips_weights_path("alex"), params, source="test")
+  out = str(tmp_path / "j.json")
+  assert main(["bench", "jpeg", "--data", photos, "--out", out, "--settings", "10,90",
+               "--metrics", "lpips-alex", "--quiet"]) == 0
+  values = load_results(out).results["lpips-alex"]
+  assert values[0] > values[1] > 0  # stronger compression, larger distance
+  lpips.load_lpips.cache_clear()
+  assert main(["bench", "jpeg", "--data", photos, "--metrics", "psnr2", "--quiet"]) == 1
+  assert "unknown metric" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from jaxsemic.errors import UserError
-from jaxsemic.eval.bench import run_bench
+from jaxsemic.eval.bench import perceptual_metrics, run_bench
 from jaxsemic.eval.codecs import CODECS, get_codec
 from jaxsemic.eval.images import list_images
 from jaxsemic.eval.results import check_output_path, write_json_atomic
@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--out", help="results JSON to write (CompressAI layout); default: stdout")
   parser.add_argument("--settings", help="comma-separated quality settings to sweep instead of the "
                       "codec's default (quality, distance, target PSNR or QP, see docs)")
+  parser.add_argument("--metrics", default="", help="extra learned metrics, comma-separated: "
+                      "lpips-alex, lpips-vgg, dists (weights converted once, see docs/evaluation.md)")
   parser.add_argument("--limit", type=int, help="use only the first N images (quick checks)")
   parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
   parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -46,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
   settings = parse_settings(args.settings) if args.settings else codec.settings
   if args.out:
     check_output_path(args.out, args.force)
-  results = run_bench(codec, paths, settings, progress=not args.quiet)
+  metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+  results = run_bench(codec, paths, settings, progress=not args.quiet,
+                      perceptual=perceptual_metrics(metrics))
   if args.out:
     write_json_atomic(args.out, results.to_json(), force=args.force)
   else:

@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--captions", help="jsonl of {'file', 'caption' | 'captions'} for text-guided "
                       "models (default: the zero semantic vector)")
   parser.add_argument("--out", help="results JSON to write (CompressAI layout); default: stdout")
+  parser.add_argument("--metrics", default="", help="extra learned metrics, comma-separated: "
+                      "lpips-alex, lpips-vgg, dists (weights converted once, see docs/evaluation.md)")
   parser.add_argument("--name", default="jaxsemic", help="curve name in the results file")
   parser.add_argument("--limit", type=int, help="use only the first N images (quick checks)")
   parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
@@ -34,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
     paths = paths[:args.limit]
   if args.out:
     check_output_path(args.out, args.force)
-  results = evaluate(args.model, paths, args.captions, args.name, progress=not args.quiet)
+  metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+  results = evaluate(args.model, paths, args.captions, args.name, progress=not args.quiet,
+                     metrics=metrics)
   if args.out:
     write_json_atomic(args.out, results.to_json(), force=args.force)
     r = results.results

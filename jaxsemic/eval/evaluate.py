@@ -14,7 +14,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from jaxsemic.eval.bench import rgb_metrics
+from jaxsemic.eval.bench import perceptual_metrics, rgb_metrics
 from jaxsemic.eval.results import RDResults, mean_over_images
 
 
@@ -27,7 +27,8 @@ def _text_for(model, captions: str | None, path: str):
 
 
 def evaluate_model(model, images: list[tuple[str, np.ndarray]], captions: str | None,
-                   bar: tqdm) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+                   bar: tqdm, perceptual: dict | None = None
+                   ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
   """(averages, per-image values) for one loaded CodecModel."""
   from jaxsemic.codec import api
   warmed: set[tuple[int, int]] = set()
@@ -45,7 +46,7 @@ def evaluate_model(model, images: list[tuple[str, np.ndarray]], captions: str | 
     decode_seconds = time.perf_counter() - start
     h, w = image.shape[:2]
     row = {"bpp": 8.0 * len(data) / (h * w), "estimated_bpp": float(info["estimated_bpp"]),
-           **rgb_metrics(image, decoded), "encoding_time": encode_seconds,
+           **rgb_metrics(image, decoded, perceptual), "encoding_time": encode_seconds,
            "decoding_time": decode_seconds}
     rows.append(row)
     per_image[os.path.basename(path)] = row
@@ -55,11 +56,13 @@ def evaluate_model(model, images: list[tuple[str, np.ndarray]], captions: str | 
 
 
 def evaluate(model_dirs: list[str], paths: list[str], captions: str | None = None,
-             name: str = "jaxsemic", progress: bool = True) -> RDResults:
+             name: str = "jaxsemic", progress: bool = True,
+             metrics: tuple[str, ...] = ()) -> RDResults:
   """Loads each model in turn and evaluates it on all images; one results point per model."""
   from jaxsemic.codec.api import read_image
   from jaxsemic.codec.model_io import load_model
   models = [load_model(d) for d in model_dirs]  # fail on a bad model before any work
+  perceptual = perceptual_metrics(list(metrics))
   images = [(p, read_image(p, quiet=True)) for p in paths]
   if captions is None and any(m.cfg.fusion != "none" for m in models):
     print("note: no --captions: text-guided models get the zero semantic vector", file=sys.stderr)
@@ -68,7 +71,7 @@ def evaluate(model_dirs: list[str], paths: list[str], captions: str | None = Non
   results: dict[str, list[float]] = {}
   about, per_model = [], {}
   for model_dir, model in zip(model_dirs, models):
-    averages, per_image = evaluate_model(model, images, captions, bar)
+    averages, per_image = evaluate_model(model, images, captions, bar, perceptual)
     for key, value in averages.items():
       results.setdefault(key, []).append(value)
     about.append({"path": os.path.abspath(model_dir), "model_id": model.model_id.hex(),
