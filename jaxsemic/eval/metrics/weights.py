@@ -24,7 +24,7 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
     if isinstance(value, dict):
       out.update(flatten(value, name + "/"))
     else:
-      out[name] = np.asarray(value, np.float32)
+      out[name] = np.ascontiguousarray(value, np.float32)  # safetensors writes raw buffers
   return out
 
 
