@@ -200,3 +200,21 @@ def test_dists_real_weights_match_official_code(monkeypatch):
   got = np.asarray(load_dists()(x, y))
   np.testing.assert_allclose(got, want, atol=1e-4)
   assert want.min() > 0.01
+
+
+def test_weight_files_round_trip_and_validation(tmp_path):
+  """Transposed (non-contiguous) arrays survive save/load; mismatches against a tree are named."""
+  from jaxsemic.eval.metrics.weights import load_params, save_params, shape_mismatches
+  from jaxsemic.errors import UserError
+  kernel = np.arange(24, dtype=np.float32).reshape(2, 3, 4, 1).transpose(2, 3, 1, 0)
+  path = str(tmp_path / "w.safetensors")
+  save_params(path, {"a": {"kernel": kernel}, "b": np.ones(3)}, source="test")
+  loaded = load_params(path, "")
+  np.testing.assert_array_equal(loaded["a"]["kernel"], kernel)
+  abstract = {"a": {"kernel": jax.ShapeDtypeStruct((4, 1, 3, 2), np.float32)},
+              "c": jax.ShapeDtypeStruct((3,), np.float32)}
+  assert shape_mismatches(loaded, abstract) == ["b", "c"]
+  loaded["a"]["kernel"] = kernel[:2]
+  assert shape_mismatches(loaded, abstract) == ["b", "c", "a/kernel"]
+  with pytest.raises(UserError, match="convert me"):
+    load_params(str(tmp_path / "missing.safetensors"), "convert me")

