@@ -51,7 +51,7 @@ def evaluate_model(model, images: list[tuple[str, np.ndarray]], captions: str | 
     rows.append(row)
     per_image[os.path.basename(path)] = row
     bar.update()
-  keys = set.intersection(*(set(r) for r in rows))  # MS-SSIM only if every image allows it
+  keys = [k for k in rows[0] if all(k in r for r in rows)]  # MS-SSIM only if every image allows it
   return mean_over_images([{k: r[k] for k in keys} for r in rows]), per_image
 
 
