@@ -15,6 +15,16 @@ from jaxsemic.eval.results import load_results
 
 
 @pytest.fixture(scope="module")
+def plain_model_dir(tmp_path_factory, tiny_params):
+  """The session's tiny model without its text branch (no text encoder needed to evaluate it)."""
+  from conftest import TINY_MODEL
+  from jaxsemic.codec.model_io import save_model
+  path = str(tmp_path_factory.mktemp("plain") / "model")
+  save_model(path, {k: v for k, v in tiny_params.items() if k != "fusion"}, dict(TINY_MODEL, fusion="none"))
+  return path
+
+
+@pytest.fixture(scope="module")
 def photos(tmp_path_factory):
   folder = tmp_path_factory.mktemp("eval_photos")
   Image.fromarray(data.astronaut()[64:128, 128:256]).save(folder / "a.png")
@@ -22,9 +32,9 @@ def photos(tmp_path_factory):
   return str(folder)
 
 
-def test_eval_writes_real_bytes_and_metrics(tiny_model_dir, photos, tmp_path, capsys):
+def test_eval_writes_real_bytes_and_metrics(plain_model_dir, photos, tmp_path, capsys):
   out = str(tmp_path / "r.json")
-  assert main(["eval", "--model", tiny_model_dir, "--model", tiny_model_dir, "--data", photos,
+  assert main(["eval", "--model", plain_model_dir, "--model", plain_model_dir, "--data", photos,
                "--out", out, "--quiet"]) == 0
   results = load_results(out)
   r = results.results
@@ -33,11 +43,11 @@ def test_eval_writes_real_bytes_and_metrics(tiny_model_dir, photos, tmp_path, ca
   doc = json.load(open(out))
   assert doc["models"][0]["params"] > 1000
   # The reported bpp is the real .jsc size, and PSNR is that of the decoded bytes.
-  model = load_model(tiny_model_dir)
+  model = load_model(plain_model_dir)
   image = np.asarray(Image.open(os.path.join(photos, "a.png")))
   blob, _ = api.compress(model, image)
   decoded = api.decompress(model, blob).astype(np.float64)
-  row = doc["per_image"][os.path.abspath(tiny_model_dir)]["a.png"]
+  row = doc["per_image"][os.path.abspath(plain_model_dir)]["a.png"]
   assert row["bpp"] == pytest.approx(len(blob) * 8 / image[..., 0].size)
   assert row["psnr-rgb"] == pytest.approx(10 * np.log10(255**2 / np.mean((decoded - image) ** 2)),
                                           abs=1e-3)
@@ -49,8 +59,8 @@ def test_eval_writes_real_bytes_and_metrics(tiny_model_dir, photos, tmp_path, ca
     (["eval", "--model", "/nonexistent/model", "--data", "PHOTOS"], "model directory not found"),
     (["eval", "--model", "EMPTY", "--data", "PHOTOS"], "not a jaxsemic model directory"),
 ])
-def test_eval_bad_input_is_one_line(argv, message, tmp_path, photos, tiny_model_dir, capsys):
-  subs = {"EMPTY": str(tmp_path), "PHOTOS": photos, "MODEL": tiny_model_dir}
+def test_eval_bad_input_is_one_line(argv, message, tmp_path, photos, plain_model_dir, capsys):
+  subs = {"EMPTY": str(tmp_path), "PHOTOS": photos, "MODEL": plain_model_dir}
   assert main([subs.get(a, a) for a in argv] + ["--out", str(tmp_path / "r.json")]) == 1
   err = capsys.readouterr().err
   assert message in err and err.count("\n") == 1

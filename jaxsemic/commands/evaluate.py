@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="model directory (repeat for several rate points)")
   parser.add_argument("--data", required=True, help="folder of images (e.g. Kodak PNGs)")
   parser.add_argument("--captions", help="jsonl of {'file', 'caption' | 'captions'} for text-guided "
-                      "models (default: the zero semantic vector)")
+                      "models (default: the empty caption)")
   parser.add_argument("--out", help="results JSON to write (CompressAI layout); default: stdout")
   parser.add_argument("--metrics", default="", help="extra learned metrics, comma-separated: "
                       "lpips-alex, lpips-vgg, dists (weights converted once, see docs/evaluation.md)")

@@ -19,11 +19,11 @@ from jaxsemic.eval.results import RDResults, mean_over_images
 
 
 def _text_for(model, captions: str | None, path: str):
-  """The semantic vector for one image: from its caption if a captions file is given, else None."""
-  if captions is None or model.cfg.fusion == "none":
+  """The semantic vector for one image: its caption's, else the empty caption's (as `compress` does)."""
+  if model.cfg.fusion == "none":
     return None
   from jaxsemic.text_lookup import caption_from_file, embed_caption
-  return embed_caption(caption_from_file(captions, path), model)
+  return embed_caption(caption_from_file(captions, path) if captions else "", model)
 
 
 def evaluate_model(model, images: list[tuple[str, np.ndarray]], captions: str | None,
@@ -65,7 +65,7 @@ def evaluate(model_dirs: list[str], paths: list[str], captions: str | None = Non
   perceptual = perceptual_metrics(list(metrics))
   images = [(p, read_image(p, quiet=True)) for p in paths]
   if captions is None and any(m.cfg.fusion != "none" for m in models):
-    print("note: no --captions: text-guided models get the zero semantic vector", file=sys.stderr)
+    print("note: no --captions: text-guided models get the empty caption", file=sys.stderr)
   bar = tqdm(total=len(models) * len(images), desc="eval", unit="img", disable=not progress,
              file=sys.stderr)
   results: dict[str, list[float]] = {}
@@ -79,5 +79,5 @@ def evaluate(model_dirs: list[str], paths: list[str], captions: str | None = Non
     per_model[os.path.abspath(model_dir)] = per_image
   bar.close()
   description = (f"jaxsemic eval of {len(models)} model(s) on {len(images)} image(s); real .jsc "
-                 f"bytes, 8-bit RGB reconstructions; captions: {captions or 'none (zero vector)'}")
+                 f"bytes, 8-bit RGB reconstructions; captions: {captions or 'none (empty caption)'}")
   return RDResults(name, description, results, {"models": about, "per_image": per_model})
