@@ -5,7 +5,7 @@
 
 N=32, M=64, 128-px crops (smaller images skipped), batch 8, Adam 1e-3 with a x0.2 drop for the last
 fifth, stopped after max_train_hours. Fusion 'none' (no text cache needed). This is a pipeline check:
-expect a codec far below JPEG on Kodak after an hour (see docs/training.md for the measured numbers).
+measured after ~1 h (1,766 steps): Kodak 0.311 bpp, 25.39 dB, 0.77 dB below JPEG at that rate.
 """
 
 from jaxsemic.training.config import sibling_config
