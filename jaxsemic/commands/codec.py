@@ -72,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     data, info = api.compress(model, image, text)
     image_io.write_atomic(args.output, data, args.force)
   else:
-    with open(args.input, "rb") if os.path.isfile(args.input) else _missing(args.input) as f:
+    if not os.path.isfile(args.input):
+      raise UserError(f"input not found: {args.input}")
+    with open(args.input, "rb") as f:
       data = f.read()
     model = _model(args.model)
     image = api.decompress(model, data)
@@ -87,7 +89,3 @@ def run(args: argparse.Namespace) -> int:
           + (f" (estimated {info['estimated_bpp']:.4f})" if "estimated_bpp" in info else "")
           + f", {info['seconds']:.2f} s")
   return 0
-
-
-def _missing(path: str):
-  raise UserError(f"input not found: {path}")

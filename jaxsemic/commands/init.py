@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+  import jax
+
   from jaxsemic.codec import model_io
   from jaxsemic.models import ModelConfig
   config = load_config(args.config)
@@ -27,6 +29,6 @@ def run(args: argparse.Namespace) -> int:
   params = model_io.init_params(cfg, args.seed)
   model_id = model_io.save_model(args.out, params, cfg, force=args.force,
                                  metadata={"source": "jaxsemic init", "seed": args.seed})
-  n = sum(a.size for a in __import__("jax").tree.leaves(params))
+  n = sum(a.size for a in jax.tree.leaves(params))
   print(f"wrote {args.out}: model {model_id.hex()}, {n:,} parameters ({n * 4 / 1e6:.1f} MB as float32)")
   return 0
