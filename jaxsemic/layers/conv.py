@@ -1,14 +1,20 @@
 """Convolutions with PyTorch/CompressAI padding, and upsampling without lhs-dilated convolutions.
 
 XLA:CPU computes the weight gradient of `nn.ConvTranspose` (an lhs-dilated convolution) ~60x slower than a
-plain convolution, so every transposed convolution here is written in polyphase form: one stride-1 convolution
-producing s*s phases per output channel, then depth-to-space. The kernel is stored in the transposed-conv layout
-[k, k, in, out] so PyTorch `ConvTranspose2d` weights map onto it by a transpose only.
+plain convolution, so every transposed convolution here is written in polyphase form: stride-1 convolutions
+producing the s*s output phases, interleaved by depth-to-space. The kernel is stored in the transposed-conv
+layout [k, k, in, out] so PyTorch `ConvTranspose2d` weights map onto it by a transpose only.
+
+XLA:CPU's weight gradient of a plain or strided convolution is also 2-4x slower than the same sum written as
+one [cin, cout] matmul per kernel tap, so `conv2d` carries a custom VJP that computes it that way (the input
+gradient stays XLA's). `JAXSEMIC_CONV_WGRAD=xla` restores XLA's own weight gradient; the default `auto` uses
+the tap form on CPU only (`benchmarks/conv_weight_grad.py` measures both).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 
 import chex
 import flax.linen as nn
@@ -17,6 +23,83 @@ import jax.numpy as jnp
 import numpy as np
 
 Array = jax.Array
+Padding = tuple[tuple[int, int], tuple[int, int]]
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def _xla_conv(x: Array, w: Array, stride: int, padding: Padding) -> Array:
+  return jax.lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=_DN)
+
+
+def weight_grad_taps(x: Array, g: Array, kh: int, kw: int, stride: int, padding: Padding) -> Array:
+  """d<conv(x, w), g>/dw as one [cin, cout] matmul per kernel tap; returns [kh, kw, cin, cout]."""
+  xp = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
+  b, ho, wo, _ = g.shape
+  if x.shape[-1] < 16:  # thin inputs (RGB): one im2col matmul is faster than k*k tiny ones
+    patches = jax.lax.conv_general_dilated_patches(xp, (kh, kw), (stride, stride), "VALID", dimension_numbers=_DN)
+    gw = jnp.einsum("bhwp,bhwo->po", patches, g, preferred_element_type=jnp.float32)
+    return gw.reshape(x.shape[-1], kh, kw, -1).transpose(1, 2, 0, 3)
+  taps = []
+  for i in range(kh):
+    for j in range(kw):
+      xs = jax.lax.slice(xp, (0, i, j, 0), (b, i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, xp.shape[3]),
+                         (1, stride, stride, 1))
+      taps.append(jnp.einsum("bhwc,bhwo->co", xs, g, preferred_element_type=jnp.float32))
+  return jnp.stack(taps).reshape(kh, kw, x.shape[-1], g.shape[-1])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _tap_conv(x: Array, w: Array, stride: int, padding: Padding) -> Array:
+  return _xla_conv(x, w, stride, padding)
+
+
+def _tap_conv_fwd(x, w, stride, padding):
+  return _xla_conv(x, w, stride, padding), (x, w)
+
+
+def _tap_conv_bwd(stride, padding, res, g):
+  x, w = res
+  _, x_vjp = jax.vjp(lambda x_: _xla_conv(x_, w, stride, padding), x)
+  dw = weight_grad_taps(x, g, w.shape[0], w.shape[1], stride, padding)
+  return x_vjp(g)[0], dw.astype(w.dtype)
+
+
+_tap_conv.defvjp(_tap_conv_fwd, _tap_conv_bwd)
+
+
+def _use_taps() -> bool:
+  mode = os.environ.get("JAXSEMIC_CONV_WGRAD", "auto")
+  if mode not in ("auto", "taps", "xla"):
+    raise ValueError(f"JAXSEMIC_CONV_WGRAD must be auto, taps or xla, not {mode!r}")
+  return mode == "taps" or (mode == "auto" and jax.default_backend() == "cpu")
+
+
+def conv2d(x: Array, w: Array, stride: int = 1, padding: Padding | None = None) -> Array:
+  """NHWC x HWIO convolution (padding k//2 by default) whose weight gradient is fast on XLA:CPU."""
+  chex.assert_rank([x, w], 4)
+  if padding is None:
+    padding = ((w.shape[0] // 2,) * 2, (w.shape[1] // 2,) * 2)
+  padding = tuple((int(lo), int(hi)) for lo, hi in padding)
+  if any(p < 0 for pair in padding for p in pair):  # negative padding crops the input
+    h, w_in = x.shape[1:3]
+    (t, bo), (l, r) = padding
+    x = x[:, max(-t, 0):h - max(-bo, 0), max(-l, 0):w_in - max(-r, 0)]
+    padding = ((max(t, 0), max(bo, 0)), (max(l, 0), max(r, 0)))
+  if _use_taps():
+    return _tap_conv(x, w, stride, padding)
+  return _xla_conv(x, w, stride, padding)
+
+
+def _flax_conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                               dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
+  """`lax.conv_general_dilated` signature for `nn.Conv`, routed to `conv2d` (2-D, undilated, ungrouped)."""
+  plain = (len(window_strides) == 2 and window_strides[0] == window_strides[1] and feature_group_count == 1
+           and all(d in (None, 1) for d in (lhs_dilation or ()) + (rhs_dilation or ())) and not kwargs
+           and not isinstance(padding, str))
+  if not plain:
+    return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                                        dimension_numbers, feature_group_count, precision=precision, **kwargs)
+  return conv2d(lhs, rhs, window_strides[0], padding)
 
 
 class Conv(nn.Module):
@@ -31,7 +114,8 @@ class Conv(nn.Module):
   def __call__(self, x: Array) -> Array:
     p = self.kernel_size // 2
     return nn.Conv(self.features, (self.kernel_size,) * 2, strides=(self.stride,) * 2,
-                   padding=((p, p), (p, p)), use_bias=self.use_bias, name="conv")(x)
+                   padding=((p, p), (p, p)), use_bias=self.use_bias,
+                   conv_general_dilated=_flax_conv_general_dilated, name="conv")(x)
 
 
 def depth_to_space(x: Array, r: int) -> Array:
@@ -44,34 +128,31 @@ def depth_to_space(x: Array, r: int) -> Array:
 
 
 @functools.lru_cache(maxsize=None)
-def polyphase_index(k: int, stride: int, padding: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-  """Tap map of a 1-D transposed conv in polyphase form.
+def polyphase_index(k: int, stride: int, padding: int) -> tuple[tuple[tuple[int, ...], int, int], ...]:
+  """Tap map of a 1-D transposed conv split into its `stride` output phases.
 
   For output o = stride*i + r, `ConvTranspose` sums x[j] * w[t] over o = stride*j - padding + t, i.e.
-  j = i + d with d = (r + padding - t) / stride. Returns (tap, valid) of shape [window, stride]: the kernel
-  tap t feeding window offset d for phase r (valid=False where none does), and the (lo, hi) input padding.
+  j = i + d with d = (r + padding - t) / stride. Returns, per phase r, (taps, d_lo, d_hi): the kernel taps t
+  ordered by d = d_lo..d_hi (consecutive), so phase r is a plain correlation of x with w[taps] padded by
+  (-d_lo, d_hi). The phases together use each of the k taps once: no multiply by an inserted zero.
   """
-  ds = {}
+  phases = []
   for r in range(stride):
-    for t in range(k):
-      if (r + padding - t) % stride == 0:
-        ds[(r, (r + padding - t) // stride)] = t
-  d_min = min(d for _, d in ds)
-  d_max = max(d for _, d in ds)
-  window = d_max - d_min + 1
-  tap = np.zeros((window, stride), np.int32)
-  valid = np.zeros((window, stride), bool)
-  for (r, d), t in ds.items():
-    tap[d - d_min, r] = t
-    valid[d - d_min, r] = True
-  return tap, valid, (-d_min, d_max)
+    by_d = {(r + padding - t) // stride: t for t in range(k) if (r + padding - t) % stride == 0}
+    if not by_d:
+      raise ValueError(f"phase {r} of a {k}-tap stride-{stride} transposed conv has no taps")
+    lo, hi = min(by_d), max(by_d)
+    phases.append((tuple(by_d[d] for d in range(lo, hi + 1)), lo, hi))
+  return tuple(phases)
 
 
 class TransposedConv(nn.Module):
-  """`ConvTranspose2d(k, stride, padding=k//2, output_padding=stride-1)` computed as conv + depth-to-space.
+  """`ConvTranspose2d(k, stride, padding=k//2, output_padding=stride-1)` computed as stride^2 phase convs.
 
-  Output size is exactly stride * input size. The parameter `kernel` has the shape [k, k, in, out], equal to
-  PyTorch's weight [in, out, k, k] transposed by (2, 3, 0, 1).
+  Output size is exactly stride * input size. Phase (ry, rx) is a small stride-1 conv with the taps of w that
+  land on it (3x3, 3x2, 2x3, 2x2 for k=5, s=2), so the work equals the transposed conv's and no lhs-dilated
+  conv appears in either pass. Below 16 output channels one conv over the common window is faster. The parameter `kernel` has the shape [k, k, in, out], equal to PyTorch's
+  weight [in, out, k, k] transposed by (2, 3, 0, 1).
   """
 
   features: int
@@ -82,18 +163,36 @@ class TransposedConv(nn.Module):
   def __call__(self, x: Array) -> Array:
     k, s, cin = self.kernel_size, self.stride, x.shape[-1]
     kernel = self.param("kernel", nn.initializers.lecun_normal(in_axis=-1, out_axis=-2),
-                        (k, k, cin, self.features))
+                        (k, k, cin, self.features)).astype(x.dtype)
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    tap, valid, pad = polyphase_index(k, s, k // 2)
-    # Gather a [win, win, cin, out, s, s] kernel: entry (dy, dx, ci, co, ry, rx) = w[tap[dy,ry], tap[dx,rx]].
-    w = kernel[tap[:, None, :, None], tap[None, :, None, :]]  # [win, win, s, s, cin, out]
-    mask = (valid[:, None, :, None] & valid[None, :, None, :])[..., None, None]
-    w = jnp.where(mask, w, 0.0).transpose(0, 1, 4, 5, 2, 3)
-    win = tap.shape[0]
-    w = w.reshape(win, win, cin, self.features * s * s)
-    y = jax.lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), (pad, pad),
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return depth_to_space(y, s) + bias.astype(x.dtype)
+    phases = polyphase_index(k, s, k // 2)
+    if self.features < 16:  # few outputs (e.g. RGB): one conv to s*s*out channels is faster on XLA:CPU
+      return _window_form(x, kernel, phases, s) + bias.astype(x.dtype)
+    rows = []
+    for ty, ylo, yhi in phases:
+      cols = []
+      for tx, xlo, xhi in phases:
+        w = kernel[np.asarray(ty)][:, np.asarray(tx)]
+        cols.append(conv2d(x, w, 1, ((-ylo, yhi), (-xlo, xhi))))
+      rows.append(jnp.stack(cols, axis=3))  # [B, H, W, rx, C]
+    y = jnp.stack(rows, axis=2)  # [B, H, ry, W, rx, C]
+    b, h, _, w_, _, c = y.shape
+    return y.reshape(b, h * s, w_ * s, c) + bias.astype(x.dtype)
+
+
+def _window_form(x: Array, kernel: Array, phases, s: int) -> Array:
+  """All phases as one conv over their common tap window (zeros where a phase has no tap) + depth-to-space."""
+  lo, hi = min(p[1] for p in phases), max(p[2] for p in phases)
+  win, (cin, cout) = hi - lo + 1, kernel.shape[2:]
+  tap = np.zeros((win, s), np.int32)
+  valid = np.zeros((win, s), bool)
+  for r, (taps, plo, _) in enumerate(phases):
+    tap[plo - lo:plo - lo + len(taps), r] = taps
+    valid[plo - lo:plo - lo + len(taps), r] = True
+  w = kernel[tap[:, None, :, None], tap[None, :, None, :]]  # [win, win, ry, rx, cin, out]
+  mask = (valid[:, None, :, None] & valid[None, :, None, :])[..., None, None]
+  w = jnp.where(mask, w, 0).transpose(0, 1, 4, 5, 2, 3).reshape(win, win, cin, cout * s * s)
+  return depth_to_space(conv2d(x, w, 1, ((-lo, hi), (-lo, hi))), s)
 
 
 class SubpelConv(nn.Module):

@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxsemic.entropy.gaussian import gaussian_likelihood
 from jaxsemic.entropy.quantization import add_uniform_noise
-from jaxsemic.layers import Conv, TransposedConv
+from jaxsemic.layers import Conv, TransposedConv, conv2d
 from jaxsemic.zoo.bmshj2018 import GDNAnalysis, GDNSynthesis, HyperAnalysis, ScaleHyperprior
 
 Array = jax.Array
@@ -64,8 +64,7 @@ class MaskedConv(nn.Module):
   def __call__(self, y_hat: Array) -> Array:
     """Context features of every position, [B,h,w,in] -> [B,h,w,features]."""
     p = self.kernel_size // 2
-    out = jax.lax.conv_general_dilated(y_hat, self.masked_kernel().astype(y_hat.dtype), (1, 1),
-                                       ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    out = conv2d(y_hat, self.masked_kernel().astype(y_hat.dtype), 1, ((p, p), (p, p)))
     return out + self.bias.astype(y_hat.dtype)
 
   def at(self, window: Array) -> Array:
