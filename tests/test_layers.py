@@ -50,7 +50,8 @@ def test_gdn_formula(inverse):
 
 
 @pytest.mark.parametrize("k,stride,cin,pad", [(3, 1, 24, None), (5, 2, 20, None), (5, 2, 3, None),
-                                              (1, 1, 17, None), (3, 1, 18, ((1, 0), (2, 1)))])
+                                              (1, 1, 17, None), (3, 1, 18, ((1, 0), (2, 1))),
+                                              (1, 2, 16, None), (3, 2, 16, None), (5, 2, 16, ((1, 2), (2, 0)))])
 def test_conv2d_tap_weight_gradient_matches_xla(monkeypatch, k, stride, cin, pad):
   monkeypatch.setenv("JAXSEMIC_CONV_WGRAD", "taps")
   kx, kw, kg = jax.random.split(jax.random.PRNGKey(k * 10 + stride), 3)

@@ -57,11 +57,41 @@ def _tap_conv_fwd(x, w, stride, padding):
   return _xla_conv(x, w, stride, padding), (x, w)
 
 
+def strided_input_grad(g: Array, w: Array, stride: int, padding: Padding, in_hw: tuple[int, int]) -> Array:
+  """d<conv(x, w), g>/dx of a strided conv as stride^2 stride-1 phase convs of g (no lhs-dilated conv).
+
+  x[s*i' + r] receives g[i] w[t] where s*i + t - pad_lo = s*i' + r: the transposed conv of `polyphase_index`
+  with padding pad_lo, cropped or zero-padded to x's size.
+  """
+  kt = w.transpose(0, 1, 3, 2)  # maps g's channels back to x's
+  # Rows of x past stride * (output rows) can still receive gradient (large pad_hi): extend g by zero rows.
+  extra = [max(-(-in_hw[a] // stride) - g.shape[1 + a], 0) for a in (0, 1)]
+  g = jnp.pad(g, ((0, 0), (0, extra[0]), (0, extra[1]), (0, 0)))
+  per_axis = [polyphase_index(w.shape[a], stride, padding[a][0]) for a in (0, 1)]
+  rows = []
+  for ty, ylo, yhi in per_axis[0]:
+    cols = []
+    for tx, xlo, xhi in per_axis[1]:
+      if not ty or not tx:
+        cols.append(jnp.zeros(g.shape[:3] + (w.shape[2],), g.dtype))
+        continue
+      k = kt[np.asarray(ty)][:, np.asarray(tx)]
+      cols.append(conv2d(g, k, 1, ((-ylo, yhi), (-xlo, xhi)), vjp="xla"))
+    rows.append(jnp.stack(cols, axis=3))
+  y = jnp.stack(rows, axis=2)
+  b, h, _, w_, _, c = y.shape
+  y = y.reshape(b, h * stride, w_ * stride, c)[:, :in_hw[0], :in_hw[1]]
+  return jnp.pad(y, ((0, 0), (0, in_hw[0] - y.shape[1]), (0, in_hw[1] - y.shape[2]), (0, 0)))
+
+
 def _tap_conv_bwd(stride, padding, res, g):
   x, w = res
-  _, x_vjp = jax.vjp(lambda x_: _xla_conv(x_, w, stride, padding), x)
+  if stride > 1:
+    dx = strided_input_grad(g, w, stride, padding, x.shape[1:3])
+  else:
+    dx = jax.vjp(lambda x_: _xla_conv(x_, w, stride, padding), x)[1](g)[0]
   dw = weight_grad_taps(x, g, w.shape[0], w.shape[1], stride, padding)
-  return x_vjp(g)[0], dw.astype(w.dtype)
+  return dx.astype(x.dtype), dw.astype(w.dtype)
 
 
 _tap_conv.defvjp(_tap_conv_fwd, _tap_conv_bwd)
@@ -74,8 +104,8 @@ def _use_taps() -> bool:
   return mode == "taps" or (mode == "auto" and jax.default_backend() == "cpu")
 
 
-def conv2d(x: Array, w: Array, stride: int = 1, padding: Padding | None = None) -> Array:
-  """NHWC x HWIO convolution (padding k//2 by default) whose weight gradient is fast on XLA:CPU."""
+def conv2d(x: Array, w: Array, stride: int = 1, padding: Padding | None = None, vjp: str = "auto") -> Array:
+  """NHWC x HWIO convolution (padding k//2 by default) whose gradients are fast on XLA:CPU."""
   chex.assert_rank([x, w], 4)
   if padding is None:
     padding = ((w.shape[0] // 2,) * 2, (w.shape[1] // 2,) * 2)
@@ -85,7 +115,7 @@ def conv2d(x: Array, w: Array, stride: int = 1, padding: Padding | None = None) 
     (t, bo), (l, r) = padding
     x = x[:, max(-t, 0):h - max(-bo, 0), max(-l, 0):w_in - max(-r, 0)]
     padding = ((max(t, 0), max(bo, 0)), (max(l, 0), max(r, 0)))
-  if _use_taps():
+  if vjp != "xla" and _use_taps():
     return _tap_conv(x, w, stride, padding)
   return _xla_conv(x, w, stride, padding)
 
@@ -139,8 +169,9 @@ def polyphase_index(k: int, stride: int, padding: int) -> tuple[tuple[tuple[int,
   phases = []
   for r in range(stride):
     by_d = {(r + padding - t) // stride: t for t in range(k) if (r + padding - t) % stride == 0}
-    if not by_d:
-      raise ValueError(f"phase {r} of a {k}-tap stride-{stride} transposed conv has no taps")
+    if not by_d:  # e.g. k=1, s=2: this phase receives nothing
+      phases.append(((), 0, -1))
+      continue
     lo, hi = min(by_d), max(by_d)
     phases.append((tuple(by_d[d] for d in range(lo, hi + 1)), lo, hi))
   return tuple(phases)
@@ -166,6 +197,8 @@ class TransposedConv(nn.Module):
                         (k, k, cin, self.features)).astype(x.dtype)
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
     phases = polyphase_index(k, s, k // 2)
+    if any(not taps for taps, _, _ in phases):
+      raise ValueError(f"a {k}x{k} stride-{s} transposed conv leaves output phases empty")
     if self.features < 16:  # few outputs (e.g. RGB): one conv to s*s*out channels is faster on XLA:CPU
       return _window_form(x, kernel, phases, s) + bias.astype(x.dtype)
     rows = []
