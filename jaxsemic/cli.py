@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("jaxsemic.commands.evaluate", "rate-distortion point of jaxsemic models on an image folder"),
     "bench": ("jaxsemic.commands.bench", "rate-distortion curve of a classic codec (JPEG, WebP, ...)"),
     "plot": ("jaxsemic.commands.plot", "plot rate-distortion curves from results JSON files"),
+    "fid": ("jaxsemic.commands.fid", "FID and KID between two image folders (HiFiC-style 256x256 patches)"),
     "bdrate": ("jaxsemic.commands.bdrate", "Bjøntegaard BD-rate / BD-PSNR between results JSON files"),
     "import-compressai": ("jaxsemic.commands.import_compressai", "convert a CompressAI checkpoint to a model"),
     "export": ("jaxsemic.commands.export", "write the inference model of a training run's newest checkpoint"),

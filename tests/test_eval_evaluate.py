@@ -65,3 +65,32 @@ def test_eval_bad_input_is_one_line(argv, message, tmp_path, photos, plain_model
   err = capsys.readouterr().err
   assert message in err and err.count("\n") == 1
   assert not os.path.exists(tmp_path / "r.json")
+
+
+def test_eval_fid_kid_are_reconstructions_vs_originals(plain_model_dir, photos, tmp_path):
+  """eval --metrics fid,kid equals FID/KID of the decoded images' patches vs the originals'."""
+  from jaxsemic.eval.fid_sets import InceptionFeatures, PatchMode, set_scores
+  from jaxsemic.eval.metrics.inception import inception_weights_path
+  if not os.path.isfile(inception_weights_path()):
+    pytest.skip("needs tools/convert_fid_inception.py")
+  out = str(tmp_path / "r.json")
+  assert main(["eval", "--model", plain_model_dir, "--data", photos, "--out", out, "--quiet",
+               "--metrics", "fid,kid", "--fid-patches", "64", "--kid-subset-size", "4"]) == 0
+  r = load_results(out).results
+  model, mode, extract = load_model(plain_model_dir), PatchMode(64), InceptionFeatures()
+  real, fake = [], []
+  for name in ("a.png", "b.png"):
+    image = np.asarray(Image.open(os.path.join(photos, name)))
+    real.append(extract(mode.split(image)))
+    fake.append(extract(mode.split(api.decompress(model, api.compress(model, image)[0]))))
+  want = set_scores(np.concatenate(real), np.concatenate(fake), kid_subset_size=4)
+  assert len(np.concatenate(real)) == 4  # 64x128 photos: 2 patches each, no shifted grid fits
+  assert r["fid"][0] == pytest.approx(want["fid"], rel=1e-6) and r["fid"][0] > 0
+  assert r["kid"][0] == pytest.approx(want["kid"], rel=1e-6)
+
+
+def test_eval_unknown_metric_lists_all(plain_model_dir, photos, tmp_path, capsys):
+  assert main(["eval", "--model", plain_model_dir, "--data", photos, "--metrics", "fid,foo",
+               "--out", str(tmp_path / "r.json")]) == 1
+  err = capsys.readouterr().err
+  assert "unknown metric 'foo'" in err and "kid" in err and err.count("\n") == 1

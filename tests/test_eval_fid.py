@@ -47,3 +47,13 @@ def test_kid_unbiased_mmd_matches_pair_sums():
 def test_bad_shapes_are_user_errors():
   with pytest.raises(UserError, match="need features"):
     feature_stats(np.zeros((1, 8)))
+
+
+def test_fid_with_fewer_samples_than_dimensions_equals_the_covariance_route():
+  """The N x N nuclear-norm route (N < D) gives the D x D eigendecomposition's value."""
+  rng = np.random.default_rng(2)
+  a = rng.normal(size=(12, 40)) @ rng.normal(size=(40, 40))
+  b = rng.normal(size=(9, 40)) @ rng.normal(size=(40, 40)) + 0.5
+  want = frechet_distance(*feature_stats(a), *feature_stats(b))
+  assert fid(a, b) == pytest.approx(want, rel=1e-6)  # eigh of rank-deficient Σ: ~1e-8 noise
+  assert fid(a, a) == pytest.approx(0.0, abs=1e-8 * want)

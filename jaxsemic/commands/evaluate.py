@@ -6,6 +6,7 @@ import argparse
 import json
 
 from jaxsemic.errors import UserError
+from jaxsemic.eval.fid_sets import DEFAULT_KID_SUBSET_SIZE
 from jaxsemic.eval.images import list_images
 from jaxsemic.eval.results import check_output_path, write_json_atomic
 
@@ -19,7 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "models (default: the empty caption)")
   parser.add_argument("--out", help="results JSON to write (CompressAI layout); default: stdout")
   parser.add_argument("--metrics", default="", help="extra learned metrics, comma-separated: "
-                      "lpips-alex, lpips-vgg, dists (weights converted once, see docs/evaluation.md)")
+                      "lpips-alex, lpips-vgg, dists (per image), fid, kid (reconstructions vs "
+                      "originals over the folder; weights converted once, see docs/evaluation.md)")
+  parser.add_argument("--fid-patches", type=int, default=256, help="FID/KID patch side (HiFiC's "
+                      "256 with the half-shifted second grid; 0 = whole images resized to 299)")
+  parser.add_argument("--kid-subset-size", type=int, default=DEFAULT_KID_SUBSET_SIZE,
+                      help="patches per KID subset (at most the number of patches)")
   parser.add_argument("--name", default="jaxsemic", help="curve name in the results file")
   parser.add_argument("--limit", type=int, help="use only the first N images (quick checks)")
   parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
@@ -37,14 +43,18 @@ def run(args: argparse.Namespace) -> int:
   if args.out:
     check_output_path(args.out, args.force)
   metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+  if args.fid_patches < 0 or 0 < args.fid_patches < 16:
+    raise UserError(f"--fid-patches must be 0 (whole images) or at least 16, got {args.fid_patches}")
   results = evaluate(args.model, paths, args.captions, args.name, progress=not args.quiet,
-                     metrics=metrics)
+                     metrics=metrics, set_options={"patches": args.fid_patches,
+                                                   "kid_subset_size": args.kid_subset_size})
   if args.out:
     write_json_atomic(args.out, results.to_json(), force=args.force)
     r = results.results
     for i, about in enumerate(results.extra["models"]):
       msssim = f", MS-SSIM {r['ms-ssim-rgb'][i]:.4f}" if "ms-ssim-rgb" in r else ""
-      print(f"{about['path']}: {r['bpp'][i]:.4f} bpp, {r['psnr-rgb'][i]:.2f} dB{msssim}, "
+      extra = "".join(f", {k.upper()} {r[k][i]:.4g}" for k in ("fid", "kid") if k in r)
+      print(f"{about['path']}: {r['bpp'][i]:.4f} bpp, {r['psnr-rgb'][i]:.2f} dB{msssim}{extra}, "
             f"enc {r['encoding_time'][i]:.2f} s, dec {r['decoding_time'][i]:.2f} s, "
             f"{about['params']:,} params")
   else:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
-from jaxsemic.eval.bench import perceptual_metrics, rgb_metrics
+from jaxsemic.errors import UserError
+from jaxsemic.eval.bench import PERCEPTUAL, perceptual_metrics, rgb_metrics
+from jaxsemic.eval.fid_sets import SetMetrics
 from jaxsemic.eval.results import RDResults, mean_over_images
 
 
@@ -27,9 +30,10 @@ def _text_for(model, captions: str | None, path: str):
 
 
 def evaluate_model(model, images: list[tuple[str, np.ndarray]], captions: str | None,
-                   bar: tqdm, perceptual: dict | None = None
+                   bar: tqdm, perceptual: dict | None = None,
+                   on_decoded: Callable[[np.ndarray], None] | None = None
                    ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-  """(averages, per-image values) for one loaded CodecModel."""
+  """(averages, per-image values) for one loaded CodecModel; on_decoded sees each uint8 reconstruction."""
   from jaxsemic.codec import api
   warmed: set[tuple[int, int]] = set()
   rows, per_image = [], {}
@@ -50,6 +54,8 @@ def evaluate_model(model, images: list[tuple[str, np.ndarray]], captions: str | 
            "decoding_time": decode_seconds}
     rows.append(row)
     per_image[os.path.basename(path)] = row
+    if on_decoded is not None:
+      on_decoded(decoded)
     bar.update()
   keys = [k for k in rows[0] if all(k in r for r in rows)]  # MS-SSIM only if every image allows it
   return mean_over_images([{k: r[k] for k in keys} for r in rows]), per_image
@@ -57,13 +63,23 @@ def evaluate_model(model, images: list[tuple[str, np.ndarray]], captions: str | 
 
 def evaluate(model_dirs: list[str], paths: list[str], captions: str | None = None,
              name: str = "jaxsemic", progress: bool = True,
-             metrics: tuple[str, ...] = ()) -> RDResults:
-  """Loads each model in turn and evaluates it on all images; one results point per model."""
+             metrics: tuple[str, ...] = (), set_options: dict | None = None) -> RDResults:
+  """Loads each model in turn and evaluates it on all images; one results point per model.
+
+  metrics: extra per-image metrics (LPIPS, DISTS, CLIP) and set metrics (fid, kid: reconstructions
+  vs originals over the whole folder); set_options: keyword arguments of SetMetrics.
+  """
   from jaxsemic.codec.api import read_image
   from jaxsemic.codec.model_io import load_model
+  known = (*PERCEPTUAL, *SetMetrics.NAMES)
+  for m in metrics:
+    if m not in known:
+      raise UserError(f"unknown metric {m!r} (one of: {', '.join(known)})")
   models = [load_model(d) for d in model_dirs]  # fail on a bad model before any work
-  perceptual = perceptual_metrics(list(metrics))
   images = [(p, read_image(p, quiet=True)) for p in paths]
+  perceptual = perceptual_metrics([m for m in metrics if m not in SetMetrics.NAMES])
+  sets = SetMetrics([m for m in metrics if m in SetMetrics.NAMES], [im for _, im in images],
+                    **(set_options or {}))  # checks patch counts, loads weights
   if captions is None and any(m.cfg.fusion != "none" for m in models):
     print("note: no --captions: text-guided models get the empty caption", file=sys.stderr)
   bar = tqdm(total=len(models) * len(images), desc="eval", unit="img", disable=not progress,
@@ -71,7 +87,9 @@ def evaluate(model_dirs: list[str], paths: list[str], captions: str | None = Non
   results: dict[str, list[float]] = {}
   about, per_model = [], {}
   for model_dir, model in zip(model_dirs, models):
-    averages, per_image = evaluate_model(model, images, captions, bar, perceptual)
+    fakes = sets.collector()
+    averages, per_image = evaluate_model(model, images, captions, bar, perceptual, fakes.append)
+    averages.update(sets.scores(fakes))
     for key, value in averages.items():
       results.setdefault(key, []).append(value)
     about.append({"path": os.path.abspath(model_dir), "model_id": model.model_id.hex(),
@@ -79,5 +97,6 @@ def evaluate(model_dirs: list[str], paths: list[str], captions: str | None = Non
     per_model[os.path.abspath(model_dir)] = per_image
   bar.close()
   description = (f"jaxsemic eval of {len(models)} model(s) on {len(images)} image(s); real .jsc "
-                 f"bytes, 8-bit RGB reconstructions; captions: {captions or 'none (empty caption)'}")
+                 f"bytes, 8-bit RGB reconstructions; captions: {captions or 'none (empty caption)'}"
+                 f"{sets.describe()}")
   return RDResults(name, description, results, {"models": about, "per_image": per_model})

@@ -30,3 +30,12 @@ def load_rgb(path: str) -> np.ndarray:
       return np.asarray(im.convert("RGB"))
   except (UnidentifiedImageError, OSError) as e:
     raise UserError(f"cannot read image {path}: {e}") from None
+
+
+def image_size(path: str) -> tuple[int, int]:
+  """(height, width) from the file header, without decoding the pixels."""
+  try:
+    with Image.open(path) as im:
+      return im.height, im.width
+  except (UnidentifiedImageError, OSError) as e:
+    raise UserError(f"cannot read image {path}: {e}") from None

