@@ -21,9 +21,10 @@ Why this configuration:
   than that, so expect to need lambda ~ 0.0001 (-> ~0.02 bpp) unless fine-tuning lands lower. Check on Kodak with
   real bits (eval.real_bpp), not the estimate: at 0.02 bpp a 768x512 image is ~1 kB and the .jsc framing
   (35 bytes) and the z stream are a visible share.
-- Schedule: fine-tuning needs an "initialise from a model directory" option in the trainer (not present yet):
-  import CompressAI's cheng2020-attn quality-1 checkpoint with `jaxsemic import-compressai` and start from it.
-  Without it, train from scratch: 256x256 crops, batch 16, 300k steps, lr 1e-4 then 1e-5 for the last 50k.
+- Schedule: as the paper, fine-tune: import CompressAI's cheng2020-attn quality-1 checkpoint with
+  `jaxsemic import-compressai CKPT --arch cheng2020-attn --out q1` and pass `--config.init_from=q1` (the trainer
+  loads its params, checks every shape, and starts a fresh optimizer at step 0). Without a checkpoint, train
+  from scratch: 256x256 crops, batch 16, 300k steps, lr 1e-4 then 1e-5 for the last 50k.
 Expected (extrapolated, not measured): ~0.02-0.03 bpp and ~23.5-24.5 dB PSNR on Kodak; the paper reports no
 PSNR for the reference image alone.
 """

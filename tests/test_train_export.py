@@ -55,3 +55,25 @@ def test_export_without_a_run_is_a_one_line_error(tmp_path, capsys):
   assert cli.main(["export", "--workdir", str(tmp_path), "--out", str(tmp_path / "m")]) == 1
   err = capsys.readouterr().err.strip()
   assert "no training run" in err and len(err.splitlines()) == 1
+
+
+def test_init_from_an_exported_model_fine_tunes_from_its_params(tmp_path, capsys):
+  workdir, out = str(tmp_path / "run"), str(tmp_path / "model")
+  params = _tiny_run(workdir)
+  assert cli.main(["export", "--workdir", workdir, "--out", out]) == 0
+  config = trainer.read_config(workdir)
+  config.unlock()
+  config.data.crop_size = 64
+  config.data.worker_count = 0
+  config.num_train_steps = 0  # only the initial state is written
+  config.init_from = out
+  trainer.train_and_evaluate(config, str(tmp_path / "tune"))
+  from jaxsemic.training import export  # pylint: disable=import-outside-toplevel
+  _, tuned, step = export.latest_params(str(tmp_path / "tune"))
+  assert step == 0
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(tuned)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # Another architecture: a one-line error naming a parameter.
+  config.model.M = 16
+  with pytest.raises(trainer.UserError, match="shape"):
+    trainer.train_and_evaluate(config, str(tmp_path / "other"))

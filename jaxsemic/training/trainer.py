@@ -56,6 +56,25 @@ def init_state_fn(model: nn.Module, optimizer, config: ml_collections.ConfigDict
   return init
 
 
+def params_from_model_dir(path: str, abstract_params: Any) -> Any:
+  """Params of an exported/imported model directory, checked leaf by leaf against this run's model."""
+  from jaxsemic.codec import model_io  # pylint: disable=import-outside-toplevel
+  loaded = model_io.load_model(path).params
+  want = dict(jax.tree_util.tree_flatten_with_path(abstract_params)[0])
+  have = dict(jax.tree_util.tree_flatten_with_path(loaded)[0])
+  for key, leaf in want.items():
+    name = jax.tree_util.keystr(key)
+    if key not in have:
+      raise UserError(f"config.init_from={path} lacks parameter {name}: not the architecture of this config")
+    if tuple(np.shape(have[key])) != tuple(leaf.shape):
+      raise UserError(f"config.init_from={path}: parameter {name} has shape {tuple(np.shape(have[key]))}, "
+                      f"this config's model needs {tuple(leaf.shape)}")
+  extra = sorted(jax.tree_util.keystr(k) for k in have if k not in want)
+  if extra:
+    raise UserError(f"config.init_from={path} has parameter {extra[0]} that this config's model lacks")
+  return jax.tree.map(lambda a, x: np.asarray(x, a.dtype), abstract_params, loaded)
+
+
 def make_sharded_step(model: nn.Module, optimizer, loss_fn: LossFn, lmbda: float,
                       mesh: jax.sharding.Mesh, state_shardings: Any):
   """train_step jitted with explicit shardings: state replicated, batch split over 'data', state donated."""
@@ -198,7 +217,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   manager = checkpoint.make_manager(workdir, config)
   state = checkpoint.restore_latest(
       manager, checkpoint.abstract_with_shardings(abstract, state_shardings), data_iter)
-  if state is None:
+  if state is None and config.get("init_from"):  # fine-tuning (e.g. SEDIC's reference codec, Sec. IV-A)
+    params = params_from_model_dir(config.init_from, abstract.params)
+    state = jax.jit(functools.partial(create_state, optimizer=optimizer),
+                    out_shardings=state_shardings)(params)
+    log.message(f"initialised from {config.init_from} (fresh optimizer, step 0)")
+  elif state is None:
     state = jax.jit(init, out_shardings=state_shardings)()
   else:
     log.message(f"resumed from checkpoint at step {int(sharding.to_host(state.step))}")
