@@ -20,8 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "models (default: the empty caption)")
   parser.add_argument("--out", help="results JSON to write (CompressAI layout); default: stdout")
   parser.add_argument("--metrics", default="", help="extra learned metrics, comma-separated: "
-                      "lpips-alex, lpips-vgg, dists (per image), fid, kid (reconstructions vs "
-                      "originals over the folder; weights converted once, see docs/evaluation.md)")
+                      "lpips-alex, lpips-vgg, dists, clip-sim, clip-iqa (per image), fid, kid "
+                      "(reconstructions vs originals over the folder); see docs/evaluation.md")
+  parser.add_argument("--clip", help="Hugging Face CLIP model directory for clip-sim / clip-iqa "
+                      "(not downloadable here)")
   parser.add_argument("--fid-patches", type=int, default=256, help="FID/KID patch side (HiFiC's "
                       "256 with the half-shifted second grid; 0 = whole images resized to 299)")
   parser.add_argument("--kid-subset-size", type=int, default=DEFAULT_KID_SUBSET_SIZE,
@@ -47,13 +49,15 @@ def run(args: argparse.Namespace) -> int:
     raise UserError(f"--fid-patches must be 0 (whole images) or at least 16, got {args.fid_patches}")
   results = evaluate(args.model, paths, args.captions, args.name, progress=not args.quiet,
                      metrics=metrics, set_options={"patches": args.fid_patches,
-                                                   "kid_subset_size": args.kid_subset_size})
+                                                   "kid_subset_size": args.kid_subset_size},
+                     clip_dir=args.clip)
   if args.out:
     write_json_atomic(args.out, results.to_json(), force=args.force)
     r = results.results
     for i, about in enumerate(results.extra["models"]):
       msssim = f", MS-SSIM {r['ms-ssim-rgb'][i]:.4f}" if "ms-ssim-rgb" in r else ""
-      extra = "".join(f", {k.upper()} {r[k][i]:.4g}" for k in ("fid", "kid") if k in r)
+      extra = "".join(f", {k} {r[k][i]:.4g}" for k in ("fid", "kid", "clip-sim", "clip-iqa")
+                      if k in r)
       print(f"{about['path']}: {r['bpp'][i]:.4f} bpp, {r['psnr-rgb'][i]:.2f} dB{msssim}{extra}, "
             f"enc {r['encoding_time'][i]:.2f} s, dec {r['decoding_time'][i]:.2f} s, "
             f"{about['params']:,} params")

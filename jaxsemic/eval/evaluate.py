@@ -18,6 +18,7 @@ from tqdm import tqdm
 from jaxsemic.errors import UserError
 from jaxsemic.eval.bench import PERCEPTUAL, perceptual_metrics, rgb_metrics
 from jaxsemic.eval.fid_sets import SetMetrics
+from jaxsemic.eval.metrics.clip import CLIP_METRICS, clip_metrics
 from jaxsemic.eval.results import RDResults, mean_over_images
 
 
@@ -63,21 +64,25 @@ def evaluate_model(model, images: list[tuple[str, np.ndarray]], captions: str | 
 
 def evaluate(model_dirs: list[str], paths: list[str], captions: str | None = None,
              name: str = "jaxsemic", progress: bool = True,
-             metrics: tuple[str, ...] = (), set_options: dict | None = None) -> RDResults:
+             metrics: tuple[str, ...] = (), set_options: dict | None = None,
+             clip_dir: str | None = None) -> RDResults:
   """Loads each model in turn and evaluates it on all images; one results point per model.
 
-  metrics: extra per-image metrics (LPIPS, DISTS, CLIP) and set metrics (fid, kid: reconstructions
-  vs originals over the whole folder); set_options: keyword arguments of SetMetrics.
+  metrics: extra per-image metrics (LPIPS, DISTS; clip-sim, clip-iqa with the CLIP model in clip_dir)
+  and set metrics (fid, kid: reconstructions vs originals over the whole folder); set_options:
+  keyword arguments of SetMetrics.
   """
   from jaxsemic.codec.api import read_image
   from jaxsemic.codec.model_io import load_model
-  known = (*PERCEPTUAL, *SetMetrics.NAMES)
+  known = (*PERCEPTUAL, *CLIP_METRICS, *SetMetrics.NAMES)
   for m in metrics:
     if m not in known:
       raise UserError(f"unknown metric {m!r} (one of: {', '.join(known)})")
+  clip = clip_metrics(list(metrics), clip_dir)  # before the models: fails at once without --clip
   models = [load_model(d) for d in model_dirs]  # fail on a bad model before any work
   images = [(p, read_image(p, quiet=True)) for p in paths]
-  perceptual = perceptual_metrics([m for m in metrics if m not in SetMetrics.NAMES])
+  perceptual = perceptual_metrics([m for m in metrics if m in PERCEPTUAL])
+  perceptual.update(clip)
   sets = SetMetrics([m for m in metrics if m in SetMetrics.NAMES], [im for _, im in images],
                     **(set_options or {}))  # checks patch counts, loads weights
   if captions is None and any(m.cfg.fusion != "none" for m in models):
