@@ -19,11 +19,13 @@ def test_gaussian_likelihood_matches_erf():
 
 def test_scale_index_picks_smallest_table_scale_not_below():
   table = default_scale_table()
-  s = np.array([0.01, 0.11, 0.2, 5.0, 1e4], np.float32)
+  rng = np.random.default_rng(0)
+  s = np.concatenate([[0.01, 0.11, 0.2, 5.0, 1e4], table, np.nextafter(table, np.float32(1e9)),
+                      np.exp(rng.uniform(-3, 6, 500))]).astype(np.float32)  # ties and neighbours of ties
   idx = np.asarray(scale_index(jnp.asarray(s), table))
   for si, i in zip(s, idx):
     assert i == min(len(table) - 1, int(np.sum(np.maximum(si, 0.11) > table[:-1])))
-  assert idx[0] == 0 and idx[-1] == len(table) - 1
+  assert idx[0] == 0 and idx[4] == len(table) - 1
 
 
 def test_tables_are_valid_pmfs():
