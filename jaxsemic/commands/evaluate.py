@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "models (default: the empty caption)")
   parser.add_argument("--out", help="results JSON to write (CompressAI layout); default: stdout")
   parser.add_argument("--metrics", default="", help="extra learned metrics, comma-separated: "
-                      "lpips-alex, lpips-vgg, dists, clip-sim, clip-iqa (per image), fid, kid "
+                      "lpips-alex, lpips-vgg, dists, niqe, clip-sim, clip-iqa (per image), fid, kid "
                       "(reconstructions vs originals over the folder); see docs/evaluation.md")
   parser.add_argument("--clip", help="Hugging Face CLIP model directory for clip-sim / clip-iqa "
                       "(not downloadable here)")
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     r = results.results
     for i, about in enumerate(results.extra["models"]):
       msssim = f", MS-SSIM {r['ms-ssim-rgb'][i]:.4f}" if "ms-ssim-rgb" in r else ""
-      extra = "".join(f", {k} {r[k][i]:.4g}" for k in ("fid", "kid", "clip-sim", "clip-iqa")
+      extra = "".join(f", {k} {r[k][i]:.4g}" for k in ("fid", "kid", "niqe", "clip-sim", "clip-iqa")
                       if k in r)
       print(f"{about['path']}: {r['bpp'][i]:.4f} bpp, {r['psnr-rgb'][i]:.2f} dB{msssim}{extra}, "
             f"enc {r['encoding_time'][i]:.2f} s, dec {r['decoding_time'][i]:.2f} s, "

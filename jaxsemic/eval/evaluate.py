@@ -19,6 +19,7 @@ from jaxsemic.errors import UserError
 from jaxsemic.eval.bench import PERCEPTUAL, perceptual_metrics, rgb_metrics
 from jaxsemic.eval.fid_sets import SetMetrics
 from jaxsemic.eval.metrics.clip import CLIP_METRICS, clip_metrics
+from jaxsemic.eval.metrics.niqe import niqe_metric
 from jaxsemic.eval.results import RDResults, mean_over_images
 
 
@@ -68,21 +69,23 @@ def evaluate(model_dirs: list[str], paths: list[str], captions: str | None = Non
              clip_dir: str | None = None) -> RDResults:
   """Loads each model in turn and evaluates it on all images; one results point per model.
 
-  metrics: extra per-image metrics (LPIPS, DISTS; clip-sim, clip-iqa with the CLIP model in clip_dir)
+  metrics: extra per-image metrics (LPIPS, DISTS, NIQE; clip-sim, clip-iqa with the CLIP model in clip_dir)
   and set metrics (fid, kid: reconstructions vs originals over the whole folder); set_options:
   keyword arguments of SetMetrics.
   """
   from jaxsemic.codec.api import read_image
   from jaxsemic.codec.model_io import load_model
-  known = (*PERCEPTUAL, *CLIP_METRICS, *SetMetrics.NAMES)
+  known = (*PERCEPTUAL, *CLIP_METRICS, "niqe", *SetMetrics.NAMES)
   for m in metrics:
     if m not in known:
       raise UserError(f"unknown metric {m!r} (one of: {', '.join(known)})")
-  clip = clip_metrics(list(metrics), clip_dir)  # before the models: fails at once without --clip
+  extra = clip_metrics(list(metrics), clip_dir)  # before the models: fails at once without --clip
+  if "niqe" in metrics:
+    extra["niqe"] = niqe_metric(paths)
   models = [load_model(d) for d in model_dirs]  # fail on a bad model before any work
   images = [(p, read_image(p, quiet=True)) for p in paths]
   perceptual = perceptual_metrics([m for m in metrics if m in PERCEPTUAL])
-  perceptual.update(clip)
+  perceptual.update(extra)
   sets = SetMetrics([m for m in metrics if m in SetMetrics.NAMES], [im for _, im in images],
                     **(set_options or {}))  # checks patch counts, loads weights
   if captions is None and any(m.cfg.fusion != "none" for m in models):
