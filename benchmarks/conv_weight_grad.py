@@ -1,70 +1,98 @@
-"""Where our training step loses to CompressAI on CPU: XLA:CPU's convolution weight gradient.
+"""Convolution gradients on XLA:CPU: XLA's own VJP against `jaxsemic.layers.conv2d`'s, and against PyTorch.
 
-  python benchmarks/conv_weight_grad.py
+  python benchmarks/conv_weight_grad.py [--batch 8]
 
-For the polyphase form of a g_s transposed conv (`layers.TransposedConv`: a 3x3 conv, 128 -> 4*128 channels;
-defaults batch 2 at 64x64, a quarter of the widest hyperprior layer's work at batch 8), prints the seconds of the forward conv, of XLA's input and weight
-gradients, and of the weight gradient computed as im2col patches x output gradient (one matmul), which is
-exact (checked here) and several times faster. Candidate fix for `jaxsemic.layers.conv` (a custom_vjp conv),
-left to the layers' owner; see the issue-6 report.
+For the layer shapes of a bmshj2018/SELIC training step at 256x256 crops, prints seconds of the forward pass and
+of forward + backward (input and weight gradients) with XLA's convolution VJP (`JAXSEMIC_CONV_WGRAD=xla`), with
+ours (weight gradient as one matmul per kernel tap, strided input gradient as stride^2 phase convs), and with
+PyTorch (if installed) on the same shapes, then the ratios. Also checks ours against XLA's gradients.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-DN = ("NHWC", "HWIO", "NHWC")
+from jaxsemic.layers import Conv, TransposedConv
 
-
-def conv(x, w):
-  k = w.shape[0]
-  return jax.lax.conv_general_dilated(x, w, (1, 1), ((k // 2, k // 2),) * 2, dimension_numbers=DN)
-
-
-def weight_grad_patches(x, g, k):
-  """d sum(conv(x, w) * g) / dw as patches^T @ g: [k, k, cin, cout]."""
-  p = jax.lax.conv_general_dilated_patches(x, (k, k), (1, 1), ((k // 2, k // 2),) * 2, dimension_numbers=DN)
-  gw = jnp.einsum("bhwp,bhwo->po", p, g)  # patch features ordered (cin, kh, kw)
-  return gw.reshape(x.shape[-1], k, k, -1).transpose(1, 2, 0, 3)
+# (name, module factory, torch factory args, input side at 256 crops, input channels)
+LAYERS = [
+    ("conv 5x5/2 3->128", lambda: Conv(128, 5, 2), ("conv", 3, 128, 5, 2), 256, 3),
+    ("conv 5x5/2 128->128", lambda: Conv(128, 5, 2), ("conv", 128, 128, 5, 2), 128, 128),
+    ("conv 3x3 128->128", lambda: Conv(128, 3, 1), ("conv", 128, 128, 3, 1), 64, 128),
+    ("tconv 5x5/2 128->128", lambda: TransposedConv(128, 5, 2), ("tconv", 128, 128, 5, 2), 64, 128),
+    ("tconv 5x5/2 128->3", lambda: TransposedConv(3, 5, 2), ("tconv", 128, 3, 5, 2), 128, 128),
+]
 
 
-def seconds(fn, *args, repeats=1):
-  fn = jax.jit(fn)
-  jax.block_until_ready(fn(*args))
+def _best(fn, repeats: int) -> float:
+  fn()
   times = []
   for _ in range(repeats):
     t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
+    fn()
     times.append(time.perf_counter() - t0)
-  return sorted(times)[len(times) // 2]
+  return min(times)
+
+
+def _jax_times(make, x, mode: str, repeats: int):
+  os.environ["JAXSEMIC_CONV_WGRAD"] = mode
+  mod = make()
+  params = mod.init(jax.random.PRNGKey(1), x)
+  fwd = jax.jit(mod.apply)
+  grad = jax.jit(jax.grad(lambda p, x: jnp.sum(mod.apply(p, x) ** 2), argnums=(0, 1)))
+  g = grad(params, x)
+  return (_best(lambda: jax.block_until_ready(fwd(params, x)), repeats),
+          _best(lambda: jax.block_until_ready(grad(params, x)), repeats), g)
+
+
+def _torch_times(spec, batch: int, side: int, repeats: int):
+  try:
+    import torch  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return None
+  kind, cin, cout, k, s = spec
+  torch.set_num_threads(os.cpu_count() or 1)
+  layer = (torch.nn.Conv2d(cin, cout, k, s, k // 2) if kind == "conv"
+           else torch.nn.ConvTranspose2d(cin, cout, k, s, k // 2, s - 1))
+  x = torch.randn(batch, cin, side, side, requires_grad=True)
+
+  def fwd():
+    with torch.no_grad():
+      layer(x)
+
+  def both():
+    x.grad = None
+    layer.zero_grad()
+    (layer(x) ** 2).sum().backward()
+
+  return _best(fwd, repeats), _best(both, repeats)
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--batch", type=int, default=2)
-  parser.add_argument("--size", type=int, default=64)
-  parser.add_argument("--cin", type=int, default=128)
-  parser.add_argument("--cout", type=int, default=512)
+  parser.add_argument("--batch", type=int, default=8)
+  parser.add_argument("--repeats", type=int, default=2)
   args = parser.parse_args()
-  kx, kw, kg = jax.random.split(jax.random.PRNGKey(0), 3)
-  x = jax.random.normal(kx, (args.batch, args.size, args.size, args.cin))
-  w = 0.01 * jax.random.normal(kw, (3, 3, args.cin, args.cout))
-  g = jax.random.normal(kg, (args.batch, args.size, args.size, args.cout))
-  vjp = lambda x, w, g: jax.vjp(conv, x, w)[1](g)
-  xla_w = jax.jit(lambda x, w, g: vjp(x, w, g)[1])(x, w, g)
-  ours_w = jax.jit(weight_grad_patches, static_argnums=2)(x, g, 3)
-  err = float(jnp.abs(xla_w - ours_w).max() / jnp.abs(xla_w).max())
-  t_fwd = seconds(conv, x, w)
-  t_dx = seconds(lambda x, w, g: vjp(x, w, g)[0], x, w, g)
-  t_dw = seconds(lambda x, w, g: vjp(x, w, g)[1], x, w, g)
-  t_patch = seconds(lambda x, g: weight_grad_patches(x, g, 3), x, g)
-  print(f"3x3 conv {args.cin}->{args.cout} at {args.size}^2, batch {args.batch} (CPU, shared machine)")
-  print(f"forward {t_fwd:.3f}s | XLA grad x {t_dx:.3f}s | XLA grad w {t_dw:.3f}s | "
-        f"patches grad w {t_patch:.3f}s ({t_dw / t_patch:.1f}x faster, rel. error {err:.1e})")
+  print(f"batch {args.batch}, CPU cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; seconds, best "
+        f"of {args.repeats}")
+  print(f"{'layer':22s} {'fwd':>6s} {'f+b XLA':>8s} {'f+b ours':>8s} {'torch f':>8s} {'torch f+b':>9s} "
+        f"{'XLA/ours':>8s} {'ours/torch':>10s}  max rel. grad diff")
+  for name, make, spec, side, cin in LAYERS:
+    x = jax.random.normal(jax.random.PRNGKey(0), (args.batch, side, side, cin))
+    _, t_xla, g_xla = _jax_times(make, x, "xla", args.repeats)
+    t_fwd, t_ours, g_ours = _jax_times(make, x, "taps", args.repeats)
+    err = max(float(jnp.abs(a - b).max() / (jnp.abs(b).max() + 1e-30))
+              for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_xla)))
+    ref = _torch_times(spec, args.batch, side, args.repeats)
+    tf, tb = ref if ref else (np.nan, np.nan)
+    print(f"{name:22s} {t_fwd:6.3f} {t_xla:8.3f} {t_ours:8.3f} {tf:8.3f} {tb:9.3f} {t_xla / t_ours:8.2f} "
+          f"{t_ours / tb:10.2f}  {err:.1e}", flush=True)
 
 
 if __name__ == "__main__":

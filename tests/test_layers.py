@@ -56,7 +56,7 @@ def test_conv2d_tap_weight_gradient_matches_xla(monkeypatch, k, stride, cin, pad
   monkeypatch.setenv("JAXSEMIC_CONV_WGRAD", "taps")
   kx, kw, kg = jax.random.split(jax.random.PRNGKey(k * 10 + stride), 3)
   x = jax.random.normal(kx, (2, 11, 9, cin))
-  w = jax.random.normal(kw, (k, k, cin, 7))
+  w = jax.random.normal(kw, (k, k, cin, 32))  # >= 32 outputs: the tap weight gradient
   padding = pad or ((k // 2, k // 2),) * 2
   ref_fn = lambda x, w: jax.lax.conv_general_dilated(x, w, (stride,) * 2, padding,
                                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
@@ -75,7 +75,7 @@ def test_conv2d_tap_weight_gradient_matches_xla(monkeypatch, k, stride, cin, pad
 def test_conv_module_uses_tap_gradient_and_keeps_param_names(monkeypatch):
   monkeypatch.setenv("JAXSEMIC_CONV_WGRAD", "taps")
   from jaxsemic.layers import Conv
-  m = Conv(6, 5, stride=2)
+  m = Conv(32, 5, stride=2)
   x = jax.random.normal(jax.random.PRNGKey(0), (1, 8, 8, 4))
   params = m.init(jax.random.PRNGKey(1), x)
   assert set(params["params"]["conv"]) == {"kernel", "bias"}

@@ -86,11 +86,10 @@ def strided_input_grad(g: Array, w: Array, stride: int, padding: Padding, in_hw:
 
 def _tap_conv_bwd(stride, padding, res, g):
   x, w = res
-  if stride > 1:
-    dx = strided_input_grad(g, w, stride, padding, x.shape[1:3])
-  else:
-    dx = jax.vjp(lambda x_: _xla_conv(x_, w, stride, padding), x)[1](g)[0]
-  dw = weight_grad_taps(x, g, w.shape[0], w.shape[1], stride, padding)
+  xla_dx, xla_dw = jax.vjp(lambda x_, w_: _xla_conv(x_, w_, stride, padding), x, w)[1](g)
+  dx = strided_input_grad(g, w, stride, padding, x.shape[1:3]) if stride > 1 else xla_dx
+  # Tap matmuls are memory-bound on x: below 32 output channels XLA's own weight gradient is faster.
+  dw = xla_dw if w.shape[-1] < 32 else weight_grad_taps(x, g, w.shape[0], w.shape[1], stride, padding)
   return dx.astype(x.dtype), dw.astype(w.dtype)
 
 
