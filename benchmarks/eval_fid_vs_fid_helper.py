@@ -47,9 +47,7 @@ def ours(real: str, fake: str, patches: int) -> tuple[float, dict[str, np.ndarra
   extract, mode = InceptionFeatures(), PatchMode(patches)
   feats = {}
   for key, folder in (("real", real), ("fake", fake)):
-    pieces = [mode.split(load_rgb(p)) for p in list_images(folder)]
-    feats[key] = (np.concatenate([extract(p) for p in pieces]) if not patches
-                  else extract(np.concatenate(pieces)))
+    feats[key] = extract(mode.split(load_rgb(p)) for p in list_images(folder))
   return fid(feats["real"], feats["fake"]), feats
 
 

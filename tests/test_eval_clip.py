@@ -1,6 +1,5 @@
 """clip-sim and clip-iqa vs the same computation with transformers' PyTorch CLIPModel (tiny random)."""
 
-import os
 import string
 
 import numpy as np

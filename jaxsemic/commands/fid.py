@@ -35,10 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _features(paths: list[str], extract: InceptionFeatures, mode: PatchMode, bar: tqdm) -> np.ndarray:
-  """Features of all patches (or whole images) of the listed images."""
-  if not mode.size:  # whole images differ in size: one at a time
-    return np.concatenate([extract(mode.split(load_rgb(p)), bar) for p in paths])
-  return extract(np.concatenate([mode.split(load_rgb(p)) for p in paths]), bar)
+  """Features of all patches (or whole images) of the listed images, read one image at a time."""
+  return extract((mode.split(load_rgb(p)) for p in paths), bar)
 
 
 def run(args: argparse.Namespace) -> int:

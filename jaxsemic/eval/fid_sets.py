@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from typing import Iterable
 
 import jax
 import numpy as np
@@ -16,7 +17,7 @@ from tqdm import tqdm
 
 from jaxsemic.errors import UserError
 from jaxsemic.eval.metrics.fid import fid, kid
-from jaxsemic.eval.metrics.resize import resize_bilinear_tf
+from jaxsemic.eval.metrics.resize import FID_SIZE, resize_bilinear_tf
 from jaxsemic.eval.patches import extract_patches, patch_origins
 
 DEFAULT_KID_SUBSETS = 100
@@ -46,25 +47,41 @@ class PatchMode:
 
 
 class InceptionFeatures:
-  """uint8 images -> [N,2048] FID features, in fixed-size batches (one compile per input size)."""
+  """uint8 images or patches -> [N,2048] FID features, streamed in full batches of 299x299 inputs."""
 
   def __init__(self, weights: str | None = None, batch: int = 8):
     from jaxsemic.eval.metrics.inception import load_inception
     self.net = load_inception(weights)
     self.batch = batch
 
-  def __call__(self, pieces: np.ndarray, bar: tqdm | None = None) -> np.ndarray:
-    """[N,h,w,3] uint8 -> [N,2048] float64; bar (if given) advances by the pieces done."""
+  def __call__(self, groups: np.ndarray | Iterable[np.ndarray], bar: tqdm | None = None) -> np.ndarray:
+    """groups: uint8 [n,h,w,3] arrays (sizes may differ between groups) -> [N,2048] float64.
+
+    Each group is resized to 299x299 on its own, then the network sees batches of `batch` inputs
+    (only the last one padded), so whole images of many sizes cost no more than patches.
+    """
+    if isinstance(groups, np.ndarray):
+      groups = [groups]
+    pending = np.zeros((0, *FID_SIZE, 3), np.float32)
     out = []
-    for start in range(0, len(pieces), self.batch):
-      chunk = pieces[start:start + self.batch].astype(np.float32)
-      pad = self.batch - len(chunk)
-      if pad:
-        chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)])
-      out.append(np.asarray(self.net(_to_fid_input(chunk)), np.float64)[:self.batch - pad])
-      if bar is not None:
-        bar.update(self.batch - pad)
+    for group in groups:
+      for start in range(0, len(group), self.batch):
+        resized = _to_fid_input(np.asarray(group[start:start + self.batch], np.float32))
+        pending = np.concatenate([pending, np.asarray(resized)])
+        while len(pending) >= self.batch:
+          out.append(self._run(pending[:self.batch], self.batch, bar))
+          pending = pending[self.batch:]
+    if len(pending):
+      pad = np.zeros((self.batch - len(pending), *pending.shape[1:]), np.float32)
+      out.append(self._run(np.concatenate([pending, pad]), len(pending), bar))
     return np.concatenate(out) if out else np.zeros((0, 2048))
+
+  def _run(self, x: np.ndarray, n: int, bar: tqdm | None) -> np.ndarray:
+    """Features of the first n of the batch x."""
+    features = np.asarray(self.net(x), np.float64)[:n]
+    if bar is not None:
+      bar.update(n)
+    return features
 
 
 @jax.jit
@@ -133,7 +150,7 @@ class SetMetrics:
     self.kid_subset_size = kid_subset_size if "kid" in self.names else None
     check_counts(self.count, self.count, self.kid_subset_size)
     self.extract = InceptionFeatures(weights)
-    self.real = self.extract(np.concatenate([self.mode.split(im) for im in originals]))
+    self.real = self.extract(self.mode.split(im) for im in originals)
 
   def collector(self) -> "_Pieces":
     """Collects one model's reconstructions (a no-op without set metrics)."""
@@ -143,7 +160,7 @@ class SetMetrics:
     """The requested scores ('fid'; 'kid', 'kid_std') of the collected reconstructions."""
     if not self.names:
       return {}
-    fake = self.extract(np.concatenate(fakes.pieces))
+    fake = self.extract(fakes.pieces)
     s = set_scores(self.real, fake, self.kid_subsets, self.kid_subset_size)
     return {k: v for k, v in s.items() if k.split("_")[0] in self.names}
 

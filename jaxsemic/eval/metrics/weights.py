@@ -57,6 +57,18 @@ def load_params(path: str, how_to_get: str) -> dict:
   return unflatten(load_file(path))
 
 
+def bind_params(module, params: dict):
+  """fn(*inputs) = module.apply({'params': params}, *inputs), jitted with the params as an argument.
+
+  Closing over the params instead would bake tens of MB of constants into the XLA program: slow to
+  compile and to key in the persistent compilation cache.
+  """
+  import jax
+  params = jax.device_put(params)
+  apply = jax.jit(module.apply)
+  return lambda *inputs: apply({"params": params}, *inputs)
+
+
 def package_file(package: str, relative: str) -> str | None:
   """Path of a data file inside an installed (not imported) package, or None if it is absent."""
   import importlib.util
