@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="only the patch grid at the origin, not HiFiC's half-patch-shifted second grid")
   parser.add_argument("--unpaired", action="store_true", help="use every image of both folders "
                       "(default: only images whose names match, e.g. reconstructions vs originals)")
-  parser.add_argument("--kid-subsets", type=int, default=DEFAULT_KID_SUBSETS)
+  parser.add_argument("--kid-subsets", type=int, default=DEFAULT_KID_SUBSETS,
+                      help=f"random subsets KID is averaged over (default {DEFAULT_KID_SUBSETS})")
   parser.add_argument("--kid-subset-size", type=int, default=DEFAULT_KID_SUBSET_SIZE,
                       help="patches per KID subset (must not exceed the patches of either set)")
   parser.add_argument("--no-kid", action="store_true", help="FID only")
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
   """Computes and prints FID (and KID)."""
   if args.patches < 0 or 0 < args.patches < 16:
     raise UserError(f"--patches must be 0 (whole images) or at least 16, got {args.patches}")
+  if args.kid_subsets < 1:
+    raise UserError(f"--kid-subsets must be at least 1, got {args.kid_subsets}")
   real, fake = list_images(args.real), list_images(args.fake)
   if not args.unpaired:
     real, fake = map(list, zip(*match_by_name(real, fake)))
