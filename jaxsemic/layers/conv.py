@@ -68,20 +68,26 @@ def strided_input_grad(g: Array, w: Array, stride: int, padding: Padding, in_hw:
   extra = [max(-(-in_hw[a] // stride) - g.shape[1 + a], 0) for a in (0, 1)]
   g = jnp.pad(g, ((0, 0), (0, extra[0]), (0, extra[1]), (0, 0)))
   per_axis = [polyphase_index(w.shape[a], stride, padding[a][0]) for a in (0, 1)]
-  rows = []
-  for ty, ylo, yhi in per_axis[0]:
-    cols = []
-    for tx, xlo, xhi in per_axis[1]:
-      if not ty or not tx:
-        cols.append(jnp.zeros(g.shape[:3] + (w.shape[2],), g.dtype))
-        continue
-      k = kt[np.asarray(ty)][:, np.asarray(tx)]
-      cols.append(conv2d(g, k, 1, ((-ylo, yhi), (-xlo, xhi)), vjp="xla"))
-    rows.append(jnp.stack(cols, axis=3))
-  y = jnp.stack(rows, axis=2)
-  b, h, _, w_, _, c = y.shape
-  y = y.reshape(b, h * stride, w_ * stride, c)[:, :in_hw[0], :in_hw[1]]
+  y = phase_convs(g, kt, per_axis[0], per_axis[1], vjp="xla")[:, :in_hw[0], :in_hw[1]]
   return jnp.pad(y, ((0, 0), (0, in_hw[0] - y.shape[1]), (0, in_hw[1] - y.shape[2]), (0, 0)))
+
+
+def phase_convs(x: Array, kernel: Array, phases_y, phases_x, vjp: str = "auto") -> Array:
+  """Transposed conv as one stride-1 conv per output phase (ry, rx), interleaved: [B,H,W,in] -> [B,H*s,W*s,out]."""
+  s = len(phases_y)
+  rows = []
+  for ty, ylo, yhi in phases_y:
+    cols = []
+    for tx, xlo, xhi in phases_x:
+      if ty and tx:
+        w = kernel[np.asarray(ty)][:, np.asarray(tx)]
+        cols.append(conv2d(x, w, 1, ((-ylo, yhi), (-xlo, xhi)), vjp=vjp))
+      else:  # a phase no tap reaches
+        cols.append(jnp.zeros(x.shape[:3] + kernel.shape[3:], x.dtype))
+    rows.append(jnp.stack(cols, axis=3))  # [B, H, W, rx, C]
+  y = jnp.stack(rows, axis=2)  # [B, H, ry, W, rx, C]
+  b, h, _, w_, _, c = y.shape
+  return y.reshape(b, h * s, w_ * s, c)
 
 
 def _tap_conv_bwd(stride, padding, res, g):
@@ -181,8 +187,9 @@ class TransposedConv(nn.Module):
 
   Output size is exactly stride * input size. Phase (ry, rx) is a small stride-1 conv with the taps of w that
   land on it (3x3, 3x2, 2x3, 2x2 for k=5, s=2), so the work equals the transposed conv's and no lhs-dilated
-  conv appears in either pass. Below 16 output channels one conv over the common window is faster. The parameter `kernel` has the shape [k, k, in, out], equal to PyTorch's
-  weight [in, out, k, k] transposed by (2, 3, 0, 1).
+  conv appears in either pass. Below 16 output channels one conv over the common window is faster. The
+  parameter `kernel` has the shape [k, k, in, out], equal to PyTorch's weight [in, out, k, k] transposed by
+  (2, 3, 0, 1).
   """
 
   features: int
@@ -200,16 +207,7 @@ class TransposedConv(nn.Module):
       raise ValueError(f"a {k}x{k} stride-{s} transposed conv leaves output phases empty")
     if self.features < 16:  # few outputs (e.g. RGB): one conv to s*s*out channels is faster on XLA:CPU
       return _window_form(x, kernel, phases, s) + bias.astype(x.dtype)
-    rows = []
-    for ty, ylo, yhi in phases:
-      cols = []
-      for tx, xlo, xhi in phases:
-        w = kernel[np.asarray(ty)][:, np.asarray(tx)]
-        cols.append(conv2d(x, w, 1, ((-ylo, yhi), (-xlo, xhi))))
-      rows.append(jnp.stack(cols, axis=3))  # [B, H, W, rx, C]
-    y = jnp.stack(rows, axis=2)  # [B, H, ry, W, rx, C]
-    b, h, _, w_, _, c = y.shape
-    return y.reshape(b, h * s, w_ * s, c) + bias.astype(x.dtype)
+    return phase_convs(x, kernel, phases, phases) + bias.astype(x.dtype)
 
 
 def _window_form(x: Array, kernel: Array, phases, s: int) -> Array:
