@@ -74,6 +74,9 @@ def test_init_from_an_exported_model_fine_tunes_from_its_params(tmp_path, capsys
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(tuned)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   # Another architecture: a one-line error naming a parameter.
-  config.model.M = 16
+  config.model.charm_hidden = (8, 12)
   with pytest.raises(trainer.UserError, match="shape"):
     trainer.train_and_evaluate(config, str(tmp_path / "other"))
+  config.model.update(charm_hidden=(8, 8), M=16)  # N != M adds a shortcut conv the export lacks
+  with pytest.raises(trainer.UserError, match="missing"):
+    trainer.train_and_evaluate(config, str(tmp_path / "other2"))

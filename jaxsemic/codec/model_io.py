@@ -88,7 +88,7 @@ def save_model(out_dir: str, params: Mapping[str, Any], model_config: Any, *, fo
   """Writes an inference model directory atomically; returns its model id."""
   cfg = ModelConfig.from_any(model_config)
   params = jax.tree.map(lambda a: np.asarray(a, np.float32), _unwrap(params))
-  _check_tree(params, abstract_params(cfg))
+  check_params(params, abstract_params(cfg))
   out_dir = os.path.abspath(out_dir)
   if os.path.exists(out_dir) and not force:
     raise UserError(f"{out_dir} exists; pass --force to replace it")
@@ -116,7 +116,7 @@ def save_model(out_dir: str, params: Mapping[str, Any], model_config: Any, *, fo
   return model_id
 
 
-def _check_tree(params: Mapping[str, Any], abstract: Mapping[str, Any]) -> None:
+def check_params(params: Mapping[str, Any], abstract: Mapping[str, Any]) -> None:
   """Every parameter present with the shape the config implies, and nothing else."""
   got = {jax.tree_util.keystr(p): np.shape(v) for p, v in jax.tree_util.tree_leaves_with_path(params)}
   want = {jax.tree_util.keystr(p): tuple(v.shape) for p, v in jax.tree_util.tree_leaves_with_path(abstract)}

@@ -60,18 +60,10 @@ def params_from_model_dir(path: str, abstract_params: Any) -> Any:
   """Params of an exported/imported model directory, checked leaf by leaf against this run's model."""
   from jaxsemic.codec import model_io  # pylint: disable=import-outside-toplevel
   loaded = model_io.load_model(path).params
-  want = dict(jax.tree_util.tree_flatten_with_path(abstract_params)[0])
-  have = dict(jax.tree_util.tree_flatten_with_path(loaded)[0])
-  for key, leaf in want.items():
-    name = jax.tree_util.keystr(key)
-    if key not in have:
-      raise UserError(f"config.init_from={path} lacks parameter {name}: not the architecture of this config")
-    if tuple(np.shape(have[key])) != tuple(leaf.shape):
-      raise UserError(f"config.init_from={path}: parameter {name} has shape {tuple(np.shape(have[key]))}, "
-                      f"this config's model needs {tuple(leaf.shape)}")
-  extra = sorted(jax.tree_util.keystr(k) for k in have if k not in want)
-  if extra:
-    raise UserError(f"config.init_from={path} has parameter {extra[0]} that this config's model lacks")
+  try:
+    model_io.check_params(loaded, abstract_params)
+  except UserError as e:
+    raise UserError(f"config.init_from={path}: {e}") from e
   return jax.tree.map(lambda a, x: np.asarray(x, a.dtype), abstract_params, loaded)
 
 
