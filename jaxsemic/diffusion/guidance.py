@@ -20,13 +20,41 @@ def attention_energy(probs: jax.Array, mask: jax.Array, tokens: Sequence[int]) -
   probs: [B, heads, h*w, L] cross-attention probabilities; mask: [B, h, w] in [0, 1] at the map's
   resolution (resize it to (h, w) first); tokens: indices k of the object's words in the prompt.
   """
+  return weighted_attention_energy(probs, mask, token_weights(tokens, probs.shape[-1]))
+
+
+def token_weights(tokens: Sequence[int], length: int) -> jax.Array:
+  """Token indices -> weights [length] (1 at each index), the traceable form of a token choice."""
+  return jnp.zeros((length,), jnp.float32).at[jnp.asarray(tokens, jnp.int32)].add(1.0)
+
+
+def weighted_attention_energy(probs: jax.Array, mask: jax.Array, weights: jax.Array) -> jax.Array:
+  """Eq. 2 for one layer, a weighted mean over tokens: energies [B]; weights [L] or [B, L], >= 0.
+
+  With 0/1 weights this is `attention_energy` on the tokens of weight 1; as an array argument the token
+  choice can change between calls of one compiled function.
+  """
   chex.assert_rank(probs, 4)
   chex.assert_rank(mask, 3)
   chex.assert_axis_dimension(probs, 2, mask.shape[1] * mask.shape[2])
-  a = probs.mean(axis=1)[:, :, jnp.asarray(tokens)]  # [B, h*w, K]
+  a = probs.mean(axis=1)  # [B, h*w, L]
   m = mask.reshape(mask.shape[0], -1, 1).astype(a.dtype)
-  ratio = (a * m).sum(axis=1) / a.sum(axis=1)  # [B, K]
-  return ((1.0 - ratio) ** 2).mean(axis=-1)
+  ratio = (a * m).sum(axis=1) / a.sum(axis=1)  # [B, L]
+  w = jnp.broadcast_to(jnp.asarray(weights, a.dtype), ratio.shape)
+  return (w * (1.0 - ratio) ** 2).sum(axis=-1) / w.sum(axis=-1)
+
+
+def layers_energy(maps: dict[str, jax.Array], mask: jax.Array, weights: jax.Array, aspect: float,
+                  reduce: str = 'sum') -> jax.Array:
+  """Eq. 2 on several layers' maps ({name: probs}), combined by 'sum' or 'mean': energies [B].
+
+  `mask` [B, H, W] is resized to each map's grid (`aspect` = H / W of the latent).
+  """
+  if reduce not in ('sum', 'mean'):
+    raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+  per_layer = [weighted_attention_energy(p, resize_mask(mask, p.shape[2], aspect), weights) for p in maps.values()]
+  total = sum(per_layer)
+  return total / len(per_layer) if reduce == 'mean' else total
 
 
 def resize_mask(mask: jax.Array, hw: int, aspect: float) -> jax.Array:
@@ -45,10 +73,12 @@ def guided_latent(unet: UNet2DConditionModel, params, latent: jax.Array, timeste
   """
   aspect = latent.shape[1] / latent.shape[2]
 
+  weights = token_weights(tokens, context.shape[1])
+
   def energy(z):
     residuals = {} if control_fn is None else dict(zip(('down_residuals', 'mid_residual'), control_fn(z)))
     _, maps = cross_attention_maps(unet, params, z, timestep, context, layers, **residuals)
-    per_example = sum(attention_energy(p, resize_mask(mask, p.shape[2], aspect), tokens) for p in maps.values())
+    per_example = layers_energy(maps, mask, weights, aspect, 'sum')
     return per_example.sum(), per_example  # examples are independent, so d(sum)/dz_b = dE_b/dz_b
 
   (_, energies), grad = jax.value_and_grad(energy, has_aux=True)(latent)

@@ -7,6 +7,8 @@ jitted model compiles once per bucket, not once per batch.
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,6 +58,55 @@ class Tokenizer:
     suffix = getattr(self.tok.model, "end_of_word_suffix", None)  # CLIP BPE marks word ends with </w>
     return text.replace(suffix, " ").strip() if suffix else text
 
+  def _encode_full(self, text: str) -> tokenizers.Encoding:
+    """One text, special tokens added, without truncation (to measure and to find phrases)."""
+    params = self.tok.truncation
+    self.tok.no_truncation()
+    try:
+      return self.tok.encode(text)
+    finally:
+      if params:
+        self.tok.enable_truncation(**params)
+
+  def num_tokens(self, text: str) -> int:
+    """Tokens of `text` with the special tokens, before any truncation."""
+    return len(self._encode_full(text).ids)
+
+  def check_length(self, text: str, length: int | None = None, what: str = "text") -> bool:
+    """Warn (and return False) when `text` has more tokens than `length` (default: the model's maximum).
+
+    CLIP's text encoder sees 77 positions; longer texts are silently cut by `encode`, so callers that
+    send whole descriptions check them first.
+    """
+    length = length or self.max_length
+    n = self.num_tokens(text)
+    if n > length:
+      warnings.warn(f"{what} has {n} tokens; only the first {length} (with start/end tokens) are used",
+                    stacklevel=2)
+      return False
+    return True
+
+  def phrase_indices(self, prompt: str, phrase: str, length: int | None = None) -> list[int]:
+    """Positions (in `encode([prompt], length)` ids, start token = 0) of the tokens spelling `phrase`.
+
+    The phrase is found as whole words, case-insensitively, its first occurrence; tokens are matched through
+    the tokenizer's character offsets. UserError if it is absent or cut off by the `length` limit.
+    """
+    length = length or self.max_length
+    words = [re.escape(w) for w in phrase.split()]
+    found = re.search(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", prompt, re.IGNORECASE) if words else None
+    if found is None:
+      raise UserError(f"phrase {phrase!r} is not in the prompt {prompt!r}")
+    enc = self._encode_full(prompt)
+    start, end = found.span()
+    hits = [i for i, ((a, b), special) in enumerate(zip(enc.offsets, enc.special_tokens_mask))
+            if not special and a < end and b > start]
+    if not hits:
+      raise UserError(f"phrase {phrase!r} has no tokens in the prompt {prompt!r}")
+    if hits[-1] > length - 2:  # the last kept position holds the end token
+      raise UserError(f"phrase {phrase!r} lies beyond the {length}-token limit of the prompt")
+    return hits
+
   def token_id(self, token: str) -> int:
     """Id of a special token such as '[SEP]'; UserError if the vocabulary lacks it."""
     i = self.tok.token_to_id(token)
@@ -72,10 +123,17 @@ def _special(cfg: dict, name: str, default: str | None = None) -> str | None:
 
 def clip_bpe_tokenizer(vocab: Path, merges: Path, cfg: dict) -> tokenizers.Tokenizer:
   """CLIP's byte-level BPE from vocab.json + merges.txt (as HF `CLIPTokenizer` builds it)."""
+  return clip_bpe_from_vocab(*tokenizers.models.BPE.read_file(str(vocab), str(merges)), cfg)
+
+
+def clip_bpe_from_vocab(vocab: dict[str, int], merges: list[tuple[str, str]], cfg: dict | None = None
+                        ) -> tokenizers.Tokenizer:
+  """CLIP's byte-level BPE from an in-memory vocabulary and merge list (files or a tiny test vocabulary)."""
+  cfg = cfg or {}
   unk = _special(cfg, "unk_token", "<|endoftext|>")
   bos, eos = _special(cfg, "bos_token", "<|startoftext|>"), _special(cfg, "eos_token", "<|endoftext|>")
-  tok = tokenizers.Tokenizer(tokenizers.models.BPE.from_file(
-      str(vocab), str(merges), continuing_subword_prefix="", end_of_word_suffix="</w>", fuse_unk=False,
+  tok = tokenizers.Tokenizer(tokenizers.models.BPE(
+      vocab=vocab, merges=merges, continuing_subword_prefix="", end_of_word_suffix="</w>", fuse_unk=False,
       unk_token=unk))
   tok.normalizer = tokenizers.normalizers.Sequence([
       tokenizers.normalizers.NFC(), tokenizers.normalizers.Replace(tokenizers.Regex(r"\s+"), " "),
