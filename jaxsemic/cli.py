@@ -15,6 +15,7 @@ from jaxsemic.errors import UserError
 
 # name -> (module, one-line help). Add a line here to add a command.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("jaxsemic.commands.demo", "the shipped models on a bundled photo, beside JPEG at the same size"),
     "init": ("jaxsemic.commands.init", "write a randomly initialised inference model"),
     "compress": ("jaxsemic.commands.codec", "compress an image to a .jsc file"),
     "decompress": ("jaxsemic.commands.codec", "decompress a .jsc file to a PNG"),

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsemic.codec import params_file
 from jaxsemic.entropy import tables as tables_lib
 from jaxsemic.entropy.coder import TableCoder
 from jaxsemic.entropy.gaussian import default_scale_table
@@ -179,9 +180,12 @@ def load_model(path: str) -> CodecModel:
   except (KeyError, TypeError, ValueError) as e:
     raise UserError(f"{cfg_path}: invalid model config: {e}") from e
   try:
-    import orbax.checkpoint as ocp
-    with ocp.StandardCheckpointer() as ckptr:
-      params = ckptr.restore(os.path.join(path, "params"), abstract_params(cfg))
+    if os.path.isfile(os.path.join(path, params_file.FILENAME)):  # shipped models (package data)
+      params = params_file.load(os.path.join(path, params_file.FILENAME), abstract_params(cfg))
+    else:
+      import orbax.checkpoint as ocp
+      with ocp.StandardCheckpointer() as ckptr:
+        params = ckptr.restore(os.path.join(path, "params"), abstract_params(cfg))
     with np.load(os.path.join(path, "tables.npz")) as z:
       tables = {k: z[k] for k in z.files}
   except (OSError, ValueError, KeyError, FileNotFoundError) as e:

@@ -1,0 +1,56 @@
+"""Trained models shipped with the package (issue 13): SELIC at three rates; see MODEL_CARD.md beside this file.
+
+Each model is a directory of package data (config.json, params.safetensors, tables.npz) that
+`codec.model_io.load_model` reads like any exported model. `jaxsemic compress` uses `selic-q{--quality}`
+when no --model is given, and `jaxsemic decompress` finds the shipped model by the file's model id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from jaxsemic.errors import UserError
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+# Rate points, lowest rate first; q2 is the default.
+NAMES = ("selic-q1", "selic-q2", "selic-q3")
+DEFAULT_QUALITY = 2
+
+
+def available() -> list[str]:
+  """The shipped models present in this installation."""
+  return [n for n in NAMES if os.path.isfile(os.path.join(ROOT, n, "config.json"))]
+
+
+def name_for_quality(quality: int) -> str:
+  """'selic-q{quality}'; UserError if that quality does not exist."""
+  name = f"selic-q{quality}"
+  if name not in NAMES:
+    raise UserError(f"--quality must be 1..{len(NAMES)} (1 = smallest files), got {quality}")
+  return name
+
+
+def model_dir(name: str) -> str:
+  """Directory of a shipped model; UserError naming the known ones otherwise."""
+  if name not in NAMES:
+    raise UserError(f"unknown pretrained model {name!r}; shipped: {', '.join(NAMES)}")
+  path = os.path.join(ROOT, name)
+  if not os.path.isfile(os.path.join(path, "config.json")):
+    raise UserError(f"pretrained model {name!r} is not in this installation ({path})")
+  return path
+
+
+def find_by_model_id(model_id: bytes) -> str | None:
+  """The shipped model directory whose model id is `model_id`, if any (for decoding without --model)."""
+  for name in available():
+    with open(os.path.join(ROOT, name, "config.json")) as f:
+      if json.load(f).get("model_id") == model_id.hex():
+        return os.path.join(ROOT, name)
+  return None
+
+
+def pretrained(name: str = f"selic-q{DEFAULT_QUALITY}"):
+  """Loads a shipped model (a `codec.model_io.CodecModel`)."""
+  from jaxsemic.codec.model_io import load_model  # pylint: disable=import-outside-toplevel
+  return load_model(model_dir(name))

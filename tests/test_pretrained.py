@@ -1,0 +1,119 @@
+"""Shipped models: the safetensors params format, package-data loading, `jaxsemic demo`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import REPO, TINY_MODEL
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory, tiny_model_dir):
+  """A tiny model converted to package-data form by tools/package_pretrained.py's steps."""
+  from jaxsemic.codec import model_io, params_file
+  src = model_io.load_model(tiny_model_dir)
+  out = tmp_path_factory.mktemp("pkg") / "selic-q1"
+  out.mkdir()
+  params_file.save(str(out / params_file.FILENAME), src.params)
+  np.savez(out / "tables.npz", **src.tables)
+  shutil.copyfile(os.path.join(tiny_model_dir, "config.json"), out / "config.json")
+  return src, str(out)
+
+
+def test_params_file_round_trip_and_checks(packaged, tiny_cfg, tmp_path):
+  from jaxsemic.codec import model_io, params_file
+  from jaxsemic.errors import UserError
+  src, path = packaged
+  back = model_io.load_model(path)
+  assert back.model_id == src.model_id
+  for a, b in zip(*(map(np.asarray, __import__("jax").tree.leaves(m.params)) for m in (src, back))):
+    np.testing.assert_array_equal(a, b)
+  flat = params_file.flatten(src.params)
+  key = sorted(flat)[0]
+  bad = dict(flat, **{key: np.full_like(flat[key], np.nan)})
+  from safetensors.numpy import save_file
+  save_file(bad, str(tmp_path / "nan.safetensors"))
+  with pytest.raises(UserError, match="non-finite"):
+    params_file.load(str(tmp_path / "nan.safetensors"), model_io.abstract_params(tiny_cfg))
+  del bad[key]
+  save_file(bad, str(tmp_path / "missing.safetensors"))
+  with pytest.raises(UserError, match="missing"):
+    params_file.load(str(tmp_path / "missing.safetensors"), model_io.abstract_params(tiny_cfg))
+  (tmp_path / "trunc.safetensors").write_bytes(open(os.path.join(path, params_file.FILENAME), "rb").read()[:100])
+  with pytest.raises(UserError, match="cannot read"):
+    params_file.load(str(tmp_path / "trunc.safetensors"), model_io.abstract_params(tiny_cfg))
+
+
+def test_packaged_model_codes_like_the_original(packaged, photo):
+  from jaxsemic.codec import api, model_io
+  src, path = packaged
+  back = model_io.load_model(path)
+  text = np.zeros((TINY_MODEL["text_dim"],), np.float32)
+  data_a, _ = api.compress(src, photo, text)
+  data_b, _ = api.compress(back, photo, text)
+  assert data_a == data_b
+  np.testing.assert_array_equal(api.decompress(back, data_a), api.decompress(src, data_a))
+
+
+def test_find_by_model_id_and_quality_names(packaged, monkeypatch):
+  from jaxsemic import pretrained
+  from jaxsemic.errors import UserError
+  src, path = packaged
+  monkeypatch.setattr(pretrained, "ROOT", os.path.dirname(path))
+  assert pretrained.available() == ["selic-q1"]
+  assert pretrained.find_by_model_id(src.model_id) == path
+  assert pretrained.find_by_model_id(b"\0" * 8) is None
+  assert pretrained.name_for_quality(1) == "selic-q1"
+  with pytest.raises(UserError, match="--quality"):
+    pretrained.name_for_quality(7)
+  with pytest.raises(UserError, match="not in this installation"):
+    pretrained.model_dir("selic-q3")
+
+
+def test_demo_command_against_jpeg(tmp_path_factory, monkeypatch, capsys, tmp_path):
+  """`jaxsemic demo` on a no-text tiny model: table with a same-size JPEG, files written, no overwrite."""
+  from jaxsemic import cli, pretrained
+  from jaxsemic.codec import model_io
+  root = tmp_path_factory.mktemp("root")
+  cfg = dict(TINY_MODEL, fusion="none")
+  model_io.save_model(str(root / "selic-q2"), model_io.init_params(model_io.registry.config_from_any(cfg)), cfg)
+  monkeypatch.setattr(pretrained, "ROOT", str(root))
+  out = tmp_path / "demo"
+  assert cli.main(["demo", "--out", str(out), "--json"]) == 0
+  rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+  assert [r["model"] for r in rows] == ["selic-q2"]
+  r = rows[0]
+  if "jpeg_bytes" in r:  # a random model makes big files: JPEG fits under them
+    assert r["jpeg_bytes"] <= r["bytes"]
+  names = sorted(os.listdir(out))
+  assert names[:2] == ["astronaut_selic-q2.jsc", "astronaut_selic-q2.png"]
+  assert cli.main(["demo", "--out", str(out)]) == 1
+  assert "exists" in capsys.readouterr().err
+  assert cli.main(["demo", "--quality", "9"]) == 1
+
+
+def test_jpeg_same_size_is_largest_fitting(photo):
+  from jaxsemic.commands.demo import jpeg_same_size
+  data, q = jpeg_same_size(photo, 2000)
+  assert len(data) <= 2000
+  bigger = jpeg_same_size(photo, 10 ** 7)
+  assert bigger[1] == 95
+  assert jpeg_same_size(photo, 10) is None
+
+
+def test_shipped_models_fit_package_limits():
+  """Each shipped file ≤ 16 MiB; each shipped model loads and its model id matches its config."""
+  from jaxsemic import pretrained
+  from jaxsemic.codec import model_io
+  for name in pretrained.available():
+    d = pretrained.model_dir(name)
+    for f in os.listdir(d):
+      assert os.path.getsize(os.path.join(d, f)) <= 16 * 2 ** 20, f
+    m = model_io.load_model(d)
+    assert model_io.compute_model_id(m.cfg.to_dict(), m.params, m.tables) == m.model_id
+  assert os.path.isdir(os.path.join(REPO, "jaxsemic", "pretrained"))
