@@ -81,7 +81,8 @@ def test_demo_command_against_jpeg(tmp_path_factory, monkeypatch, capsys, tmp_pa
   from jaxsemic.codec import model_io
   root = tmp_path_factory.mktemp("root")
   cfg = dict(TINY_MODEL, fusion="none")
-  model_io.save_model(str(root / "selic-q2"), model_io.init_params(model_io.registry.config_from_any(cfg)), cfg)
+  from jaxsemic.models import ModelConfig
+  model_io.save_model(str(root / "selic-q2"), model_io.init_params(ModelConfig.from_any(cfg)), cfg)
   monkeypatch.setattr(pretrained, "ROOT", str(root))
   out = tmp_path / "demo"
   assert cli.main(["demo", "--out", str(out), "--json"]) == 0
