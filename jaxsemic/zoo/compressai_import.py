@@ -4,7 +4,7 @@ One table per family maps a CompressAI module prefix to a Flax module path and a
 says how each kind's tensors are renamed and transposed (Conv2d OIHW -> HWIO, ConvTranspose2d [in,out,k,k] ->
 [k,k,in,out], the masked conv multiplied by its mask). The result is checked leaf by leaf against the model's
 abstract parameter tree; a missing, unexpected or mis-shaped tensor raises a UserError naming it.
-Works on numpy arrays: torch is needed only to read the .pth.tar file (`load_state_dict_file`).
+Works on numpy arrays; the .pth.tar is read without torch (`torch_file`, a restricted unpickler).
 """
 
 from __future__ import annotations
@@ -117,8 +117,10 @@ LAYER_KINDS: dict[str, Callable[[str, str], list]] = {
 # as jaxsemic.entropy / jaxsemic.layers.gdn.
 _BUFFERS = re.compile(r"(_quantized_cdf|_offset|_cdf_length|scale_table|target|\.mask|scale_bound|"
                       r"reparam\.(pedestal|lower_bound\.bound)|(likelihood_lower_bound|lower_bound_scale)\.bound)$")
-# Pre-1.1 CompressAI names of the entropy-bottleneck tensors (`_matrix0`, ...), renamed to the ParameterList ones.
-_OLD_EB = re.compile(r"^(.*entropy_bottleneck)\._(matrix|bias|factor)(\d+)$")
+# Older CompressAI names of the entropy-bottleneck tensors (`_matrix0`, and `_matrices.0` in the published
+# checkpoints), renamed to the ParameterList ones; `.downsample.` is the published name of cheng2020's `skip`
+# (both as compressai.zoo.pretrained.rename_key).
+_OLD_EB = re.compile(r"^(.*entropy_bottleneck)\._(matrix|matrices|bias|biases|factor|factors)\.?(\d+)$")
 
 
 def normalise_keys(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -128,8 +130,9 @@ def normalise_keys(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
     k = k[len("module."):] if k.startswith("module.") else k
     m = _OLD_EB.match(k)
     if m:
-      plural = {"matrix": "matrices", "bias": "biases", "factor": "factors"}[m.group(2)]
+      plural = {"matrix": "matrices", "bias": "biases", "factor": "factors"}.get(m.group(2), m.group(2))
       k = f"{m.group(1)}.{plural}.{m.group(3)}"
+    k = k.replace(".downsample.", ".skip.")
     out[k] = np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
   return out
 
@@ -185,17 +188,8 @@ def convert(state: Mapping[str, Any], cfg: ZooConfig, abstract: Mapping[str, Any
 
 def load_state_dict_file(path: str) -> dict[str, Any]:
   """Reads a CompressAI checkpoint (a state dict, or a training checkpoint holding one under `state_dict`)."""
-  try:
-    import torch  # pylint: disable=import-outside-toplevel
-  except ImportError as e:
-    raise UserError("reading a .pth.tar needs PyTorch: pip install 'jaxsemic[compressai]'") from e
-  try:
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-  except FileNotFoundError as e:
-    raise UserError(f"checkpoint not found: {path}") from e
-  except Exception as e:  # noqa: BLE001 - any unreadable file: one line for the user
-    raise UserError(f"cannot read {path} as a PyTorch checkpoint: {type(e).__name__}: "
-                    f"{str(e).splitlines()[0] if str(e) else ''}") from e
+  from jaxsemic.zoo import torch_file  # pylint: disable=import-outside-toplevel
+  obj = torch_file.load(path)
   if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
     obj = obj["state_dict"]
   if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
