@@ -12,7 +12,7 @@
 DATA = coco_mini + flickr8k_thumbs + nine tenths of imagenet_sample (every tenth file, sorted by name, from
 the fifth on, held out for evaluation); text vectors from `jaxsemic embed-text` over the COCO and Flickr8k
 captions (ImageNet photos train with the empty caption). N = 48, M = 96 keeps each model under 16 MiB of
-float32 parameters. The measured runs and Kodak numbers are in jaxsemic/pretrained/MODEL_CARD.md.
+float32 parameters. The measured runs and Kodak numbers are in jaxsemic/shipped/MODEL_CARD.md.
 """
 
 from jaxsemic.training.config import sibling_config

@@ -14,7 +14,7 @@ from conftest import REPO, TINY_MODEL
 
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory, tiny_model_dir):
-  """A tiny model converted to package-data form by tools/package_pretrained.py's steps."""
+  """A tiny model converted to package-data form by tools/package_shipped.py's steps."""
   from jaxsemic.codec import model_io, params_file
   src = model_io.load_model(tiny_model_dir)
   out = tmp_path_factory.mktemp("pkg") / "selic-q1"
@@ -61,29 +61,29 @@ def test_packaged_model_codes_like_the_original(packaged, photo):
 
 
 def test_find_by_model_id_and_quality_names(packaged, monkeypatch):
-  from jaxsemic import pretrained
+  from jaxsemic import shipped
   from jaxsemic.errors import UserError
   src, path = packaged
-  monkeypatch.setattr(pretrained, "ROOT", os.path.dirname(path))
-  assert pretrained.available() == ["selic-q1"]
-  assert pretrained.find_by_model_id(src.model_id) == path
-  assert pretrained.find_by_model_id(b"\0" * 8) is None
-  assert pretrained.name_for_quality(1) == "selic-q1"
+  monkeypatch.setattr(shipped, "ROOT", os.path.dirname(path))
+  assert shipped.available() == ["selic-q1"]
+  assert shipped.find_by_model_id(src.model_id) == path
+  assert shipped.find_by_model_id(b"\0" * 8) is None
+  assert shipped.name_for_quality(1) == "selic-q1"
   with pytest.raises(UserError, match="--quality"):
-    pretrained.name_for_quality(7)
+    shipped.name_for_quality(7)
   with pytest.raises(UserError, match="not in this installation"):
-    pretrained.model_dir("selic-q3")
+    shipped.model_dir("selic-q3")
 
 
 def test_demo_command_against_jpeg(tmp_path_factory, monkeypatch, capsys, tmp_path):
   """`jaxsemic demo` on a no-text tiny model: table with a same-size JPEG, files written, no overwrite."""
-  from jaxsemic import cli, pretrained
+  from jaxsemic import cli, shipped
   from jaxsemic.codec import model_io
   root = tmp_path_factory.mktemp("root")
   cfg = dict(TINY_MODEL, fusion="none")
   from jaxsemic.models import ModelConfig
   model_io.save_model(str(root / "selic-q2"), model_io.init_params(ModelConfig.from_any(cfg)), cfg)
-  monkeypatch.setattr(pretrained, "ROOT", str(root))
+  monkeypatch.setattr(shipped, "ROOT", str(root))
   out = tmp_path / "demo"
   assert cli.main(["demo", "--out", str(out), "--json"]) == 0
   rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -109,12 +109,36 @@ def test_jpeg_same_size_is_largest_fitting(photo):
 
 def test_shipped_models_fit_package_limits():
   """Each shipped file ≤ 16 MiB; each shipped model loads and its model id matches its config."""
-  from jaxsemic import pretrained
+  from jaxsemic import shipped
   from jaxsemic.codec import model_io
-  for name in pretrained.available():
-    d = pretrained.model_dir(name)
+  for name in shipped.available():
+    d = shipped.model_dir(name)
     for f in os.listdir(d):
       assert os.path.getsize(os.path.join(d, f)) <= 16 * 2 ** 20, f
     m = model_io.load_model(d)
     assert model_io.compute_model_id(m.cfg.to_dict(), m.params, m.tables) == m.model_id
-  assert os.path.isdir(os.path.join(REPO, "jaxsemic", "pretrained"))
+  assert os.path.isdir(os.path.join(REPO, "jaxsemic", "shipped"))
+
+
+def test_python_api_matches_cli_without_caption(tmp_path_factory, photo, tmp_path, monkeypatch):
+  """jaxsemic.compress with no caption writes the CLI's file (empty caption's vector), and decodes by model id."""
+  import jaxsemic
+  from jaxsemic import cli, shipped
+  from jaxsemic.codec import model_io
+  from jaxsemic.models import ModelConfig
+  from PIL import Image
+  png_path = str(tmp_path / "in.png")
+  Image.fromarray(photo).save(png_path)
+  root = tmp_path_factory.mktemp("api_root")
+  cfg = dict(TINY_MODEL, text_dim=384)
+  model_io.save_model(str(root / "selic-q2"), model_io.init_params(ModelConfig.from_any(cfg)), cfg)
+  monkeypatch.setattr(shipped, "ROOT", str(root))
+  out = tmp_path / "cli.jsc"
+  assert cli.main(["compress", png_path, str(out), "--model", str(root / "selic-q2")]) == 0
+  model = jaxsemic.pretrained("selic-q2")
+  data = jaxsemic.compress(model, png_path)
+  assert data == out.read_bytes()
+  assert jaxsemic.compress(model, png_path, caption="a red door") != data
+  image = jaxsemic.decompress(data)
+  np.testing.assert_array_equal(image, jaxsemic.decompress(data, model_io.load_model(str(root / "selic-q2"))))
+  assert image.shape == jaxsemic.api._image(png_path).shape

@@ -1,6 +1,6 @@
 """Turns an exported model directory (orbax params) into shippable package data (params.safetensors).
 
-  python tools/package_pretrained.py runs/ship_q2/model jaxsemic/pretrained/selic-q2 [--card-json results.json]
+  python tools/package_pretrained.py runs/ship_q2/model jaxsemic/shipped/selic-q2 [--card-json results.json]
 
 Writes config.json (same model id), params.safetensors and tables.npz, then reloads the result with
 `model_io.load_model` and checks that params, tables and model id are identical. Each file must stay

@@ -60,7 +60,7 @@ def _default_image() -> tuple[str, str]:
 def run(args: argparse.Namespace) -> int:
   from PIL import Image
 
-  from jaxsemic import pretrained
+  from jaxsemic import shipped
   from jaxsemic.codec import api, image_io, model_io
   from jaxsemic.text_lookup import embed_caption
 
@@ -68,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
   if args.caption is not None:
     caption = args.caption
   image = image_io.read_image(path, quiet=args.json)
-  names = [pretrained.name_for_quality(q) for q in args.quality] if args.quality else pretrained.available()
+  names = [shipped.name_for_quality(q) for q in args.quality] if args.quality else shipped.available()
   if not names:
-    raise UserError("no shipped models in this installation (jaxsemic/pretrained is empty)")
+    raise UserError("no shipped models in this installation (jaxsemic/shipped is empty)")
   stem = os.path.splitext(os.path.basename(path))[0]
   for name in names if os.path.isdir(args.out) else ():  # refuse before writing anything
     for suffix in (".jsc", ".png", "_jpeg.jpg"):
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'model':<10} {'bytes':>7} {'bpp':>7} {'PSNR':>7} | {'JPEG q':>6} {'bytes':>7} {'bpp':>7} {'PSNR':>7}"
           f" | {'dB gain':>7} {'seconds':>7}")
   for name in names:
-    model = model_io.load_model(pretrained.model_dir(name))
+    model = model_io.load_model(shipped.model_dir(name))
     t0 = time.perf_counter()
     text = embed_caption(caption, model) if model.text_dim else None
     data, _ = api.compress(model, image, text)

@@ -50,7 +50,7 @@ def find_by_model_id(model_id: bytes) -> str | None:
   return None
 
 
-def pretrained(name: str = f"selic-q{DEFAULT_QUALITY}"):
+def load(name: str = f"selic-q{DEFAULT_QUALITY}"):
   """Loads a shipped model (a `codec.model_io.CodecModel`)."""
   from jaxsemic.codec.model_io import load_model  # pylint: disable=import-outside-toplevel
   return load_model(model_dir(name))
