@@ -89,9 +89,9 @@ def _decodes_to(data: bytes, symbols: np.ndarray, probs: np.ndarray) -> bool:
 def encode_rows(symbols: np.ndarray, weights: np.ndarray) -> bytes:
   """Range-codes symbols[i] with weight row weights[i] (rows as `check_rows`); the shortest valid byte string."""
   symbols = np.asarray(symbols, np.int32)
-  weights = np.asarray(weights, np.int64).reshape(len(symbols), -1)
   if not len(symbols):
     return b""
+  weights = np.asarray(weights, np.int64).reshape(len(symbols), -1)
   check_rows(weights)
   probs = weights.astype(np.float64)
   data = _encode_words(symbols, probs).astype(">u4").tobytes()
