@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fid": ("jaxsemic.commands.fid", "FID and KID between two image folders (HiFiC-style 256x256 patches)"),
     "bdrate": ("jaxsemic.commands.bdrate", "Bjøntegaard BD-rate / BD-PSNR between results JSON files"),
     "import-compressai": ("jaxsemic.commands.import_compressai", "convert a CompressAI checkpoint to a model"),
+    "zoo": ("jaxsemic.commands.zoo", "list CompressAI's pretrained models, or download and convert one"),
     "export": ("jaxsemic.commands.export", "write the inference model of a training run's newest checkpoint"),
 }
 
