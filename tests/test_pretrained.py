@@ -142,3 +142,30 @@ def test_python_api_matches_cli_without_caption(tmp_path_factory, photo, tmp_pat
   image = jaxsemic.decompress(data)
   np.testing.assert_array_equal(image, jaxsemic.decompress(data, model_io.load_model(str(root / "selic-q2"))))
   assert image.shape == jaxsemic.api._image(png_path).shape
+
+
+def test_cli_defaults_to_shipped_models(tmp_path_factory, monkeypatch, photo, tmp_path, capsys):
+  """compress without --model uses selic-q{--quality}; decompress without --model finds it by model id."""
+  from PIL import Image
+  from jaxsemic import cli, shipped
+  from jaxsemic.codec import model_io
+  from jaxsemic.models import ModelConfig
+  root = tmp_path_factory.mktemp("cli_root")
+  cfg = dict(TINY_MODEL, fusion="none")
+  model_io.save_model(str(root / "selic-q2"), model_io.init_params(ModelConfig.from_any(cfg)), cfg)
+  monkeypatch.setattr(shipped, "ROOT", str(root))
+  monkeypatch.delenv("JAXSEMIC_MODEL", raising=False)
+  Image.fromarray(photo).save(tmp_path / "in.png")
+  assert cli.main(["compress", str(tmp_path / "in.png"), str(tmp_path / "a.jsc")]) == 0
+  assert cli.main(["compress", str(tmp_path / "in.png"), str(tmp_path / "b.jsc"), "--model", "selic-q2"]) == 0
+  assert (tmp_path / "a.jsc").read_bytes() == (tmp_path / "b.jsc").read_bytes()
+  assert cli.main(["decompress", str(tmp_path / "a.jsc"), str(tmp_path / "a.png")]) == 0
+  capsys.readouterr()
+  assert cli.main(["compress", str(tmp_path / "in.png"), str(tmp_path / "c.jsc"), "--quality", "1"]) == 1
+  assert "not in this installation" in capsys.readouterr().err
+  other = str(tmp_path_factory.mktemp("other") / "m")
+  model_io.save_model(other, model_io.init_params(ModelConfig.from_any(cfg), seed=3), cfg)
+  assert cli.main(["compress", str(tmp_path / "in.png"), str(tmp_path / "d.jsc"), "--model", other]) == 0
+  assert cli.main(["decompress", str(tmp_path / "d.jsc"), str(tmp_path / "d.png")]) == 1
+  assert "not a shipped model" in capsys.readouterr().err
+  assert not (tmp_path / "d.png").exists()

@@ -15,7 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
   if name == "compress":
     parser.add_argument("input", help="image (PNG, JPEG, ...)")
     parser.add_argument("output", help=".jsc file to write")
-    parser.add_argument("--model", required=True, help="model directory (jaxsemic init / export)")
+    parser.add_argument("--model", help="model directory (jaxsemic export / init / import-compressai) or a "
+                        "shipped model name; default: the shipped SELIC model of --quality")
+    parser.add_argument("--quality", type=int, default=2, help="rate point of the shipped default model, "
+                        "1 (smallest files) to 3 (default: %(default)s); ignored with --model")
     parser.add_argument("--caption", help="text describing the image (text-guided models)")
     parser.add_argument("--captions", help="jsonl file with {'file', 'caption' or 'captions'} lines")
     parser.add_argument("--blip", help="BLIP checkpoint directory: caption the image with it")
@@ -25,17 +28,28 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
   else:
     parser.add_argument("input", help=".jsc file")
     parser.add_argument("output", help="PNG file to write")
-    parser.add_argument("--model", help="model directory (default: $JAXSEMIC_MODEL)")
+    parser.add_argument("--model", help="model directory (default: $JAXSEMIC_MODEL, else the shipped model "
+                        "that wrote the file)")
   parser.add_argument("--force", action="store_true", help="overwrite an existing output")
   parser.add_argument("--json", action="store_true", help="print one JSON object with the results")
 
 
-def _model(path: str | None):
+def _model(path: str | None, quality: int | None = None, data: bytes | None = None):
+  """--model (a directory or a shipped name), else $JAXSEMIC_MODEL, else a shipped model."""
+  from jaxsemic import shipped
   from jaxsemic.codec.model_io import load_model
   path = path or os.environ.get("JAXSEMIC_MODEL")
-  if not path:
-    raise UserError("no model given: pass --model MODEL_DIR")
-  return load_model(path)
+  if path:
+    return load_model(shipped.model_dir(path) if path in shipped.NAMES else path)
+  if quality is not None:
+    return load_model(shipped.model_dir(shipped.name_for_quality(quality)))
+  from jaxsemic.codec import bitstream
+  model_id = bitstream.unpack(data).model_id
+  found = shipped.find_by_model_id(model_id)
+  if found is None:
+    raise UserError(f"this .jsc was made by model {model_id.hex()}, which is not a shipped model: "
+                    "pass --model MODEL_DIR")
+  return load_model(found)
 
 
 def _caption_for(args, image_path: str, image) -> str | None:
@@ -56,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
   t0 = time.perf_counter()
   if args.command == "compress":
     image = image_io.read_image(args.input, drop_alpha=args.drop_alpha, quiet=args.json)
-    model = _model(args.model)
+    model = _model(args.model, args.quality)
     text, note = None, None
-    if model.cfg.fusion != "none":
+    if model.text_dim:
       caption = _caption_for(args, args.input, image)
       if caption is None:
         caption, note = "", ("no caption given (--caption, --captions or --blip): coding with the empty "
@@ -76,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
       raise UserError(f"input not found: {args.input}")
     with open(args.input, "rb") as f:
       data = f.read()
-    model = _model(args.model)
+    model = _model(args.model, data=data)
     image = api.decompress(model, data)
     image_io.write_png(args.output, image, args.force)
     h, w = image.shape[:2]
