@@ -51,7 +51,7 @@ def main() -> None:
     cfg = ModelConfig.from_any(default_model_config())
     model = CodecModel.from_params(init_params(cfg), cfg)
   h, w = img.shape[:2]
-  text = np.zeros(model.cfg.text_dim, np.float32)
+  text = np.zeros(model.text_dim, np.float32) if model.text_dim else None
   t0 = time.perf_counter()
   data, _ = api.compress(model, img, text)
   api.decompress(model, data)

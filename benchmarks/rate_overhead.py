@@ -28,7 +28,7 @@ def main() -> None:
 
   model = load_model(args.model)
   text = None
-  if model.cfg.fusion != "none":
+  if model.text_dim:
     from jaxsemic.text_lookup import embed_caption
     text = embed_caption(args.caption, model)
   files = sorted(glob.glob(os.path.join(args.data, "*.png")))[: args.limit or None]

@@ -39,6 +39,6 @@ def embed_caption(caption: str, model, encoder_name: str | None = None) -> np.nd
   """The model's semantic vector y2 for a caption, from the text encoder the model was trained with."""
   name = encoder_name or (model.metadata or {}).get("text_encoder")
   enc = _encoder(name)
-  if enc.dim != model.cfg.text_dim:
-    raise UserError(f"text encoder gives {enc.dim}-d vectors, the model expects {model.cfg.text_dim}")
+  if enc.dim != model.text_dim:
+    raise UserError(f"text encoder gives {enc.dim}-d vectors, the model expects {model.text_dim}")
   return np.asarray(enc.embed([caption]), np.float32)[0]

@@ -11,7 +11,7 @@ import pytest
 
 from jaxsemic import cli
 from jaxsemic.codec import model_io
-from jaxsemic.models import build_model
+from jaxsemic.registry import build_model
 from jaxsemic.training import checkpoint, trainer
 from jaxsemic.training.config import base_config
 from jaxsemic.training.state import create_state, make_optimizer

@@ -78,7 +78,7 @@ def write_images(folder: str, count: int = 6, size: tuple[int, int] = (80, 96), 
 def tiny_train_config(data_dir: str, **overrides):
   """A config for seconds-long runs with the stand-in: 64px crops, batch 8, no workers."""
   c = base_config()
-  c.model.N, c.model.M, c.model.fusion, c.model.text_dim = 4, 6, "none", 8
+  c.model.N, c.model.M, c.model.fusion, c.model.text_dim, c.model.num_slices = 4, 6, "none", 8, 2
   c.data.train_dir = data_dir
   c.data.crop_size = 64
   c.data.worker_count = 0

@@ -13,7 +13,7 @@ import pytest
 
 from jaxsemic.codec.model_io import abstract_params
 from jaxsemic.errors import UserError
-from jaxsemic.models import build_model
+from jaxsemic.registry import build_model
 from jaxsemic.zoo import ZOO_NAMES
 from jaxsemic.zoo import compressai_import as cimport
 

@@ -20,23 +20,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsemic import registry
 from jaxsemic.codec import params_file
 from jaxsemic.entropy import tables as tables_lib
 from jaxsemic.entropy.coder import TableCoder
-from jaxsemic.entropy.gaussian import default_scale_table
 from jaxsemic.errors import UserError
-from jaxsemic.models import ModelConfig, build_model
+from jaxsemic.family import Family
 
 FORMAT = "jaxsemic-model"
 FORMAT_VERSION = 1
 
 
-def example_inputs(cfg: ModelConfig, batch: int = 1, size: int = 64) -> tuple[jax.Array, jax.Array]:
+def example_inputs(cfg: Any, batch: int = 1, size: int = 64) -> tuple[jax.Array, jax.Array]:
   """Dummy (x, text) with which a model is initialised or shaped."""
-  return jnp.zeros((batch, size, size, 3), jnp.float32), jnp.zeros((batch, cfg.text_dim), jnp.float32)
+  return jnp.zeros((batch, size, size, 3), jnp.float32), jnp.zeros((batch, registry.text_dim(cfg)), jnp.float32)
 
 
-def init_params(cfg: ModelConfig, seed: int = 0) -> dict:
+def init_params(cfg: Any, seed: int = 0) -> dict:
   """Randomly initialised params of the model.
 
   Uses the "rbg" PRNG: XLA:CPU compiles one RngBitGenerator op per parameter far faster than the unrolled
@@ -44,27 +44,19 @@ def init_params(cfg: ModelConfig, seed: int = 0) -> dict:
   """
   x, t = example_inputs(cfg)
   keys = {"params": jax.random.key(seed, impl="rbg"), "noise": jax.random.key(seed + 1, impl="rbg")}
-  return jax.jit(lambda: build_model(cfg).init(keys, x, t, train=True))()["params"]
+  return jax.jit(lambda: registry.build_model(cfg).init(keys, x, t, train=True))()["params"]
 
 
-def abstract_params(cfg: ModelConfig) -> dict:
+def abstract_params(cfg: Any) -> dict:
   """ShapeDtypeStructs of the params (restore target and shape check)."""
   x, t = example_inputs(cfg)
   keys = {"params": jax.random.PRNGKey(0), "noise": jax.random.PRNGKey(1)}
-  return jax.eval_shape(lambda: build_model(cfg).init(keys, x, t, train=True))["params"]
+  return jax.eval_shape(lambda: registry.build_model(cfg).init(keys, x, t, train=True))["params"]
 
 
-def make_coding_tables(params: Mapping[str, Any], cfg: Any = None) -> dict[str, np.ndarray]:
-  """Integer coding tables from trained params: a pure function, run once at export."""
-  if cfg is not None and cfg.name != "selic":  # zoo models: median-shifted bottleneck tables (jaxsemic/zoo)
-    from jaxsemic.zoo.codec import make_coding_tables as zoo_tables  # pylint: disable=import-outside-toplevel
-    return zoo_tables(params)
-  density = {k: np.asarray(v) for k, v in params["z_prior"].items()}
-  scale_table = default_scale_table()
-  out = {"scale_table": scale_table}
-  out.update(tables_lib.factorized_tables(density).as_dict("z"))
-  out.update(tables_lib.gaussian_tables(scale_table).as_dict("y"))
-  return out
+def make_coding_tables(params: Mapping[str, Any], cfg: Any = registry.DEFAULT) -> dict[str, np.ndarray]:
+  """Integer coding tables from trained params (the family's pure function, run once at export)."""
+  return registry.family(cfg).make_coding_tables(params)
 
 
 def compute_model_id(config: Mapping[str, Any], params: Mapping[str, Any],
@@ -87,7 +79,7 @@ def _unwrap(params: Mapping[str, Any]) -> Mapping[str, Any]:
 def save_model(out_dir: str, params: Mapping[str, Any], model_config: Any, *, force: bool = False,
                metadata: Mapping[str, Any] | None = None) -> bytes:
   """Writes an inference model directory atomically; returns its model id."""
-  cfg = ModelConfig.from_any(model_config)
+  cfg = registry.config_from_any(model_config)
   params = jax.tree.map(lambda a: np.asarray(a, np.float32), _unwrap(params))
   check_params(params, abstract_params(cfg))
   out_dir = os.path.abspath(out_dir)
@@ -133,7 +125,7 @@ def check_params(params: Mapping[str, Any], abstract: Mapping[str, Any]) -> None
 class CodecModel:
   """A loaded inference model: the Flax module, its params, coding tables and identity."""
 
-  cfg: ModelConfig
+  cfg: Any  # the family's frozen config
   params: Mapping[str, Any]
   tables: Mapping[str, np.ndarray]
   model_id: bytes
@@ -141,7 +133,8 @@ class CodecModel:
   metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
-    self.module = build_model(self.cfg)
+    self.family: Family = registry.family(self.cfg)
+    self.module = self.family.build(self.cfg)
     self.z_coder = TableCoder(tables_lib.CodingTables.from_dict(self.tables, "z"))
     self.y_coder = TableCoder(tables_lib.CodingTables.from_dict(self.tables, "y"))
     self.scale_table = np.asarray(self.tables["scale_table"], np.float32)
@@ -149,10 +142,15 @@ class CodecModel:
   @classmethod
   def from_params(cls, params: Mapping[str, Any], model_config: Any) -> "CodecModel":
     """An in-memory model (tables built now), e.g. for tests and evaluation during training."""
-    cfg = ModelConfig.from_any(model_config)
+    cfg = registry.config_from_any(model_config)
     params = jax.tree.map(lambda a: np.asarray(a, np.float32), _unwrap(params))
     tables = make_coding_tables(params, cfg)
     return cls(cfg, params, tables, compute_model_id(cfg.to_dict(), params, tables))
+
+  @property
+  def text_dim(self) -> int:
+    """Size of the text vector the encoder reads (0: the model reads no text)."""
+    return self.family.text_dim(self.cfg)
 
   def num_params(self) -> int:
     return int(sum(np.size(a) for a in jax.tree.leaves(self.params)))
@@ -176,7 +174,7 @@ def load_model(path: str) -> CodecModel:
   if meta.get("version") != FORMAT_VERSION:
     raise UserError(f"model format version {meta.get('version')} is not supported")
   try:
-    cfg = ModelConfig.from_any(meta["model"])
+    cfg = registry.config_from_any(meta["model"])
   except (KeyError, TypeError, ValueError) as e:
     raise UserError(f"{cfg_path}: invalid model config: {e}") from e
   try:

@@ -18,12 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
   import jax
 
+  from jaxsemic import registry
   from jaxsemic.codec import model_io
-  from jaxsemic.models import ModelConfig
   config = load_config(args.config)
   model_cfg = config.model if "model" in config else config
   try:
-    cfg = ModelConfig.from_any(model_cfg)
+    cfg = registry.config_from_any(model_cfg)
   except (TypeError, ValueError) as e:
     raise UserError(f"invalid model config in {args.config}: {e}") from e
   params = model_io.init_params(cfg, args.seed)

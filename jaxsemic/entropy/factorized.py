@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsemic.layers.gdn import lower_bound
+from jaxsemic.entropy.bounds import lower_bound
 
 Array = jax.Array
 LIKELIHOOD_BOUND = 1e-9

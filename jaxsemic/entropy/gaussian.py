@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsemic.layers.gdn import lower_bound
+from jaxsemic.entropy.bounds import lower_bound
 
 Array = jax.Array
 SCALE_BOUND = 0.11

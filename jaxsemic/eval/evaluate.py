@@ -25,7 +25,7 @@ from jaxsemic.eval.results import RDResults, mean_over_images
 
 def _text_for(model, captions: str | None, path: str):
   """The semantic vector for one image: its caption's, else the empty caption's (as `compress` does)."""
-  if model.cfg.fusion == "none":
+  if not model.text_dim:
     return None
   from jaxsemic.text_lookup import caption_from_file, embed_caption
   return embed_caption(caption_from_file(captions, path) if captions else "", model)
@@ -88,7 +88,7 @@ def evaluate(model_dirs: list[str], paths: list[str], captions: str | None = Non
   perceptual.update(extra)
   sets = SetMetrics([m for m in metrics if m in SetMetrics.NAMES], [im for _, im in images],
                     **(set_options or {}))  # checks patch counts, loads weights
-  if captions is None and any(m.cfg.fusion != "none" for m in models):
+  if captions is None and any(m.text_dim for m in models):
     print("note: no --captions: text-guided models get the empty caption", file=sys.stderr)
   bar = tqdm(total=len(models) * len(images), desc="eval", unit="img", disable=not progress,
              file=sys.stderr)
@@ -101,7 +101,7 @@ def evaluate(model_dirs: list[str], paths: list[str], captions: str | None = Non
     for key, value in averages.items():
       results.setdefault(key, []).append(value)
     about.append({"path": os.path.abspath(model_dir), "model_id": model.model_id.hex(),
-                  "params": model.num_params(), "fusion": model.cfg.fusion})
+                  "params": model.num_params(), "fusion": model.cfg.to_dict().get("fusion", "none")})
     per_model[os.path.abspath(model_dir)] = per_image
   bar.close()
   description = (f"jaxsemic eval of {len(models)} model(s) on {len(images)} image(s); real .jsc "

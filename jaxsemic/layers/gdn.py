@@ -6,26 +6,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxsemic.entropy.bounds import lower_bound
+
 Array = jax.Array
-
-
-@jax.custom_vjp
-def lower_bound(x: Array, bound: float) -> Array:
-  """max(x, bound) whose gradient still flows when it pushes x upwards (Ballé's LowerBound)."""
-  return jnp.maximum(x, bound)
-
-
-def _lower_bound_fwd(x, bound):
-  return jnp.maximum(x, bound), (x, bound)
-
-
-def _lower_bound_bwd(res, g):
-  x, bound = res
-  pass_through = (x >= bound) | (g < 0)
-  return (jnp.where(pass_through, g, 0.0), None)
-
-
-lower_bound.defvjp(_lower_bound_fwd, _lower_bound_bwd)
 
 _REPARAM_OFFSET = 2.0 ** -18
 _PEDESTAL = _REPARAM_OFFSET ** 2

@@ -2,10 +2,13 @@
 
 y is split into S slices along channels. Slice i's mean and scale come from the hyperprior features and the
 already decoded slices 0..i-1; after rounding, a latent residual prediction (LRP) 0.5 * tanh(.) corrects the
-quantisation error. The same per-slice functions run at training, at encoding and at decoding.
+quantisation error. One slice loop (`slice_loop`) drives the training forward pass, the encoder and the decoder;
+they differ only in how a slice is quantised (noise / rounding / range decoding).
 """
 
 from __future__ import annotations
+
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -38,3 +41,19 @@ def support(hyper: Array, decoded: list[Array], max_support: int) -> Array:
 def lrp(refined: Array) -> Array:
   """Latent residual prediction squashed to (-1/2, 1/2)."""
   return 0.5 * jnp.tanh(refined)
+
+
+def slice_loop(num_slices: int, slice_params: Callable[[int, tuple], Any], code_slice: Callable[[int, Any], Any],
+               refine: Callable[[int, tuple, Any], Array]) -> list[Array]:
+  """ChARM's loop (Minnen & Singh 2020, Fig. 2): slice i is parametrised by the slices decoded before it.
+
+  slice_params(i, decoded) -> entropy parameters of slice i (mean, scale, ...);
+  code_slice(i, params) -> the quantised slice (rounded, noisy, or range-decoded symbols);
+  refine(i, decoded, quantised) -> the decoded slice (quantised + latent residual prediction).
+  Returns the decoded slices; y_hat is their concatenation.
+  """
+  decoded: list[Array] = []
+  for i in range(num_slices):
+    q = code_slice(i, slice_params(i, tuple(decoded)))
+    decoded.append(refine(i, tuple(decoded), q))
+  return decoded

@@ -42,6 +42,8 @@ class ModelConfig:
   def __post_init__(self):
     if self.fusion not in FUSION_MODES:
       raise ValueError(f"fusion must be one of {FUSION_MODES}, got {self.fusion!r}")
+    if self.name != "selic":
+      raise ValueError(f"a SELIC config has name 'selic', got {self.name!r}")
     if self.M % self.num_slices:
       raise ValueError(f"M={self.M} is not divisible by num_slices={self.num_slices}")
 
@@ -51,10 +53,6 @@ class ModelConfig:
     if isinstance(c, cls):
       return c
     d = dict(c.to_dict() if hasattr(c, "to_dict") else c)
-    # Zoo (CompressAI architecture) names get the zoo's own config class (issue 6, jaxsemic/zoo).
-    from jaxsemic.zoo.config import ZOO_NAMES, ZooConfig  # pylint: disable=import-outside-toplevel
-    if isinstance(c, ZooConfig) or d.get("name") in ZOO_NAMES:
-      return ZooConfig.from_any(d)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - names
     if unknown:

@@ -94,17 +94,21 @@ class SELIC(nn.Module):
       z_hat = jnp.round(z)
       z_lik = self.z_likelihood(z_hat)
     hyper_mean, hyper_scale = self.hyper_synthesis(z_hat)
-    decoded, liks = [], []
-    for i, y_i in enumerate(jnp.split(y, self.cfg.num_slices, axis=-1)):
-      mu, scale = self.slice_params(i, hyper_mean, hyper_scale, decoded)
+    y_slices = jnp.split(y, self.cfg.num_slices, axis=-1)
+    liks = []
+
+    def code_slice(i, mu_scale):
+      mu, scale = mu_scale
       if train:
-        lik = gaussian_likelihood(add_uniform_noise(y_i, self.make_rng("noise")), mu, scale)
-        y_hat_i = ste_round(y_i - mu) + mu
-      else:
-        y_hat_i = jnp.round(y_i - mu) + mu
-        lik = gaussian_likelihood(y_hat_i, mu, scale)
-      decoded.append(self.slice_refine(i, hyper_mean, decoded, y_hat_i))
-      liks.append(lik)
+        liks.append(gaussian_likelihood(add_uniform_noise(y_slices[i], self.make_rng("noise")), mu, scale))
+        return ste_round(y_slices[i] - mu) + mu
+      y_hat_i = jnp.round(y_slices[i] - mu) + mu
+      liks.append(gaussian_likelihood(y_hat_i, mu, scale))
+      return y_hat_i
+
+    decoded = charm.slice_loop(
+        self.cfg.num_slices, lambda i, dec: self.slice_params(i, hyper_mean, hyper_scale, list(dec)), code_slice,
+        lambda i, dec, y_hat_i: self.slice_refine(i, hyper_mean, list(dec), y_hat_i))
     y_hat = jnp.concatenate(decoded, axis=-1)
     x_hat = self.synthesis(y_hat)
     return {"x_hat": x_hat, "y_hat": y_hat,

@@ -27,16 +27,15 @@ CONFIG_FILE = "config.json"
 
 def text_dim_of(model_config: ml_collections.ConfigDict) -> int | None:
   """The text vector size the model consumes, or None for a model without the semantic branch."""
-  if model_config.get("fusion", "none") == "none":
-    return None
-  return int(model_config.text_dim)
+  from jaxsemic import registry  # pylint: disable=import-outside-toplevel
+  return registry.text_dim(model_config) or None
 
 
 def default_model_and_loss(config: ml_collections.ConfigDict) -> tuple[nn.Module, LossFn]:
-  """SELIC from jaxsemic.models and the rate-distortion loss of jaxsemic.losses (paper Eq. 1)."""
+  """The registered model of `config.model` and the rate-distortion loss of jaxsemic.losses (paper Eq. 1)."""
+  from jaxsemic import registry  # pylint: disable=import-outside-toplevel
   from jaxsemic.losses import rate_distortion_loss  # pylint: disable=import-outside-toplevel
-  from jaxsemic.models import build_model  # pylint: disable=import-outside-toplevel
-  return build_model(config.model), rate_distortion_loss
+  return registry.build_model(config.model), rate_distortion_loss
 
 
 def init_state_fn(model: nn.Module, optimizer, config: ml_collections.ConfigDict,

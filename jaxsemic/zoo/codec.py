@@ -1,33 +1,32 @@
-"""Codec drivers of the zoo models: coding tables, compress and decompress through the shared `.jsc` format.
+"""Codec drivers of the zoo models: coding tables, compress and decompress (the `Family` contract).
 
-Streams per family (`ZooConfig.family`), each range-coded with `entropy.coder.TableCoder`:
-  factorized  (y)     y symbols round(y - median) with the entropy bottleneck's per-channel tables
-  hyperprior  (z, y)  z as above; y symbols round(y - mean) with the Gaussian tables chosen by scale index
-  meanscale   (z, y)  the same with the means of h_s
-  context     (z, y)  y coded position by position in raster order (`zoo.context_coding`)
-The tables `z_*` always hold the entropy bottleneck's (which codes y in the factorized model).
+Three drivers, each range-coding with `entropy.coder.TableCoder`; a family picks one in `zoo.families`:
+  factorized  1 stream (y)     y symbols round(y - median) with the entropy bottleneck's per-channel tables
+  gaussian    2 streams (z, y) z as above; y symbols round(y - mean) with the Gaussian table of each scale index
+                               (zero means in bmshj2018-hyperprior, h_s's means in mbt2018-mean)
+  context     2 streams (z, y) y coded position by position in raster order (`zoo.context_coding`)
+The tables `z_*` always hold the entropy bottleneck's (which codes y in the factorized model). Images are coded
+one at a time, so the encoder runs the decoder's shapes.
 """
 
 from __future__ import annotations
 
 import functools
-import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsemic.codec import bitstream
-from jaxsemic.codec.api import _pad, padded_size  # the SELIC path's padding (edge replication to 64)
 from jaxsemic.entropy import coder
 from jaxsemic.entropy import tables as tables_lib
 from jaxsemic.entropy.gaussian import default_scale_table, gaussian_likelihood, scale_index
 from jaxsemic.errors import UserError
+from jaxsemic.family import channel_index, coder_precision, synthesis, variables
 from jaxsemic.zoo import context_coding
 from jaxsemic.zoo.entropy_bottleneck import median_tables
 
-STREAMS = {"factorized": 1, "hyperprior": 2, "meanscale": 2, "context": 2}
+Streams = tuple[list[tuple[bytes, ...]], list[float]]
 
 
 def make_coding_tables(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -39,24 +38,20 @@ def make_coding_tables(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
   return out
 
 
-def _v(params):
-  return {"params": params}
-
-
 def _medians(params) -> jax.Array:
   return params["entropy_bottleneck"]["quantiles"][:, 0, 1]
 
 
 def _bottleneck_bits(module, params, v_hat):
-  lik = module.apply(_v(params), v_hat, method=lambda mdl, v: mdl.entropy_bottleneck.density(v))
+  lik = module.apply(variables(params), v_hat, method=lambda mdl, v: mdl.entropy_bottleneck.density(v))
   return -jnp.sum(jnp.log2(lik), axis=(1, 2, 3))
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _encode_front(module, params, x):
-  """y, and the bottleneck-coded latent's symbols, dequantised values and bits (y itself if factorized)."""
-  y = module.apply(_v(params), x, method="analysis")
-  v = y if module.cfg.family == "factorized" else module.apply(_v(params), y, method="hyper_analysis")
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _encode_front(module, params, x, hyper: bool):
+  """y, and the bottleneck-coded latent's (z's, or y's without a hyperprior) symbols, values and bits."""
+  y = module.apply(variables(params), x, method="analysis")
+  v = module.apply(variables(params), y, method="hyper_analysis") if hyper else y
   m = _medians(params)
   sym = jnp.round(v - m)
   v_hat = sym + m
@@ -70,7 +65,7 @@ def _dequantise_bottleneck(module, params, sym):
 
 @functools.partial(jax.jit, static_argnums=0)
 def _gaussian_params(module, params, z_hat, scale_table):
-  scales, means = module.apply(_v(params), z_hat, method="gaussian_params")
+  scales, means = module.apply(variables(params), z_hat, method="gaussian_params")
   return scales, means, scale_index(scales, scale_table)
 
 
@@ -83,92 +78,105 @@ def _gaussian_symbols(y, scales, means):
 
 @functools.partial(jax.jit, static_argnums=0)
 def _hyper(module, params, z_hat):
-  return module.apply(_v(params), z_hat, method="hyper_synthesis")
+  return module.apply(variables(params), z_hat, method="hyper_synthesis")
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _synthesis(module, params, y_hat):
-  return jnp.clip(module.apply(_v(params), y_hat, method="synthesis"), 0.0, 1.0)
-
-
-def _channel_index(shape: tuple[int, ...]) -> np.ndarray:
-  return np.broadcast_to(np.arange(shape[-1], dtype=np.int32), shape)
-
-
-def compress_batch(model, images: np.ndarray) -> tuple[list[bytes], list[dict]]:
-  """Compresses validated uint8 images [B,H,W,3], one at a time: the decoder then runs the same shapes."""
-  outs, infos = [], []
-  for image in images:
-    t0 = time.perf_counter()
-    data, info = _compress_one(model, image[None])
-    info["seconds"] = time.perf_counter() - t0
-    outs.append(data)
-    infos.append(info)
-  return outs, infos
-
-
-def _compress_one(model, image: np.ndarray) -> tuple[bytes, dict]:
-  _, h, w, _ = image.shape
-  family = model.cfg.family
-  m, p = model.module, model.params
-  x = jnp.asarray(_pad(image).astype(np.float32) / 255.0)
-  y, v_sym, v_hat, v_bits = _encode_front(m, p, x)
+def _front(model, x: np.ndarray, hyper: bool):
+  """Analysis of one padded image [1,Hp,Wp,3]: y, and the bottleneck stream with its bits."""
+  y, v_sym, v_hat, v_bits = _encode_front(model.module, model.params, jnp.asarray(x), hyper)
   if not bool(jnp.all(jnp.isfinite(y))):
     raise UserError("the model produced non-finite latents for this image")
-  bits = float(v_bits[0])
-  y_parts = []  # (symbols, indices) chunks, coded in the order the decoder reads them
-  if family in ("hyperprior", "meanscale"):
-    scales, means, idx = _gaussian_params(m, p, v_hat, model.scale_table)
-    y_sym, _, y_bits = _gaussian_symbols(y, scales, means)
-    bits += float(y_bits[0])
-    y_parts = [(np.asarray(y_sym)[0], np.asarray(idx)[0])]
-  elif family == "context":
-    hyper = _hyper(m, p, v_hat)
-    _, syms, idxs, y_bits = context_coding.run(m, p, hyper[0], y[0], model.scale_table, context_coding.echo)
-    bits += float(y_bits)
-    y_parts = list(zip(syms, idxs))  # one chunk per latent position
   v_sym = np.asarray(v_sym)[0]
-  enc_v = coder.new_encoder()
-  model.z_coder.encode(enc_v, v_sym, _channel_index(v_sym.shape))
-  streams = [coder.finish(enc_v)]
-  if family != "factorized":
-    enc_y = coder.new_encoder()
-    for sym, idx in y_parts:
-      model.y_coder.encode(enc_y, sym, idx)
-    streams.append(coder.finish(enc_y))
-  data = bitstream.pack(bitstream.Bitstream(model.model_id, h, w, tuple(streams)))
-  return data, {"bytes": len(data), "bpp": 8.0 * len(data) / (h * w), "estimated_bpp": bits / (h * w),
-                "height": h, "width": w}
+  enc = coder.new_encoder()
+  model.z_coder.encode(enc, v_sym, channel_index(v_sym.shape))
+  return y, v_hat, coder.finish(enc), float(v_bits[0])
 
 
-def decompress(model, bs: bitstream.Bitstream, return_latents: bool = False):
-  """Decodes a parsed .jsc of this model to uint8 [H,W,3] (and y_hat if asked)."""
-  cfg, m, p = model.cfg, model.module, model.params
-  family = cfg.family
-  if len(bs.streams) != STREAMS[family]:
-    raise UserError(f".jsc file has {len(bs.streams)} sub-streams, a {cfg.name} model writes {STREAMS[family]}")
-  hp, wp = padded_size(bs.height, bs.width)
-  y_hw = (hp // 16, wp // 16)
-  try:
-    v_shape = (*y_hw, cfg.M) if family == "factorized" else (hp // 64, wp // 64, cfg.N)
-    v_sym = model.z_coder.decode(coder.new_decoder(bs.streams[0]), _channel_index(v_shape))
-    v_hat = _dequantise_bottleneck(m, p, jnp.asarray(v_sym[None]))
-    if family == "factorized":
-      y_hat = v_hat
-    elif family in ("hyperprior", "meanscale"):
-      _, means, idx = _gaussian_params(m, p, v_hat, model.scale_table)
-      y_sym = model.y_coder.decode(coder.new_decoder(bs.streams[1]), np.asarray(idx)[0])
-      y_hat = jnp.asarray(y_sym[None], jnp.float32) + means
-    else:
-      hyper = _hyper(m, p, v_hat)
-      host = context_coding.Decoding(model.y_coder, coder.new_decoder(bs.streams[1]))
-      y0 = np.zeros((*y_hw, cfg.M), np.float32)
-      y_hat_1, _, _, _ = context_coding.run(m, p, hyper[0], y0, model.scale_table, host)
-      if host.error is not None:
-        raise host.error
-      y_hat = jnp.asarray(y_hat_1[None])
-  except (ValueError, RuntimeError, OverflowError, IndexError) as e:
-    raise UserError(f".jsc payload cannot be decoded ({type(e).__name__}: {e})") from e
-  x_hat = np.asarray(_synthesis(m, p, y_hat))[0, :bs.height, :bs.width]
-  img = np.round(x_hat * 255.0).astype(np.uint8)
-  return (img, np.asarray(y_hat)) if return_latents else img
+def _y_stream(model, parts) -> bytes:
+  """The y sub-stream from (symbols, scale indices) chunks, in the order the decoder reads them."""
+  enc = coder.new_encoder()
+  for sym, idx in parts:
+    model.y_coder.encode(enc, sym, idx)
+  return coder.finish(enc)
+
+
+def _decode_bottleneck(model, stream: bytes, shape: tuple[int, int, int]) -> jax.Array:
+  sym = model.z_coder.decode(coder.new_decoder(stream), channel_index(shape))
+  return _dequantise_bottleneck(model.module, model.params, jnp.asarray(sym[None]))
+
+
+def _per_image(code_one):
+  """A family's `compress` from a function coding one padded image [1,Hp,Wp,3] -> (streams, bits)."""
+  def compress(model, x: np.ndarray, text=None, sharding=None) -> Streams:
+    del text, sharding  # the zoo models read no text; one image at a time
+    out = [code_one(model, x[n:n + 1]) for n in range(x.shape[0])]
+    return [s for s, _ in out], [b for _, b in out]
+  return compress
+
+
+# --- factorized: y through the entropy bottleneck ----------------------------------------------------------------
+
+def _factorized_one(model, x):
+  _, _, stream, bits = _front(model, x, hyper=False)
+  return (stream,), bits
+
+
+def factorized_decompress(model, streams: Sequence[bytes], hp: int, wp: int):
+  y_hat = _decode_bottleneck(model, streams[0], (hp // 16, wp // 16, model.cfg.M))
+  return synthesis(model.module, model.params, y_hat), y_hat
+
+
+factorized_compress = _per_image(_factorized_one)
+
+
+# --- gaussian: z through the bottleneck, y ~ N(mean, scale) from h_s(z_hat) ----------------------------------------
+
+def _gaussian_one(model, x):
+  m, p = model.module, model.params
+  y, z_hat, z_stream, bits = _front(model, x, hyper=True)
+  with coder_precision():
+    scales, means, idx = _gaussian_params(m, p, z_hat, model.scale_table)
+  y_sym, _, y_bits = _gaussian_symbols(y, scales, means)
+  y_stream = _y_stream(model, [(np.asarray(y_sym)[0], np.asarray(idx)[0])])
+  return (z_stream, y_stream), bits + float(y_bits[0])
+
+
+def gaussian_decompress(model, streams: Sequence[bytes], hp: int, wp: int):
+  m, p = model.module, model.params
+  z_hat = _decode_bottleneck(model, streams[0], (hp // 64, wp // 64, model.cfg.N))
+  with coder_precision():
+    _, means, idx = _gaussian_params(m, p, z_hat, model.scale_table)
+  y_sym = model.y_coder.decode(coder.new_decoder(streams[1]), np.asarray(idx)[0])
+  y_hat = jnp.asarray(y_sym[None], jnp.float32) + means
+  return synthesis(m, p, y_hat), y_hat
+
+
+gaussian_compress = _per_image(_gaussian_one)
+
+
+# --- context: z through the bottleneck, y serially with the masked-conv context (zoo.context_coding) --------------
+
+def _context_one(model, x):
+  m, p = model.module, model.params
+  y, z_hat, z_stream, bits = _front(model, x, hyper=True)
+  with coder_precision():
+    hyper = _hyper(m, p, z_hat)
+    _, syms, idxs, y_bits = context_coding.run(m, p, hyper[0], y[0], model.scale_table, context_coding.echo)
+  return (z_stream, _y_stream(model, zip(syms, idxs))), bits + float(y_bits)  # one chunk per latent position
+
+
+def context_decompress(model, streams: Sequence[bytes], hp: int, wp: int):
+  m, p = model.module, model.params
+  z_hat = _decode_bottleneck(model, streams[0], (hp // 64, wp // 64, model.cfg.N))
+  host = context_coding.Decoding(model.y_coder, coder.new_decoder(streams[1]))
+  with coder_precision():
+    hyper = _hyper(m, p, z_hat)
+    y0 = np.zeros((hp // 16, wp // 16, model.cfg.M), np.float32)
+    y_hat_1, _, _, _ = context_coding.run(m, p, hyper[0], y0, model.scale_table, host)
+  if host.error is not None:
+    raise host.error
+  y_hat = jnp.asarray(y_hat_1[None])
+  return synthesis(m, p, y_hat), y_hat
+
+
+context_compress = _per_image(_context_one)

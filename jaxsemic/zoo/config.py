@@ -1,7 +1,6 @@
 """Hyper-parameters of the classic CompressAI architectures (the "zoo"), one frozen dataclass for all of them.
 
-Kept apart from SELIC's `ModelConfig`: `ModelConfig.from_any` hands a config whose `name` is a zoo name to
-`ZooConfig.from_any`, so model directories, `build_model` and the codec treat both alike.
+Each zoo family registers `ZooConfig.from_any` as its config class (`jaxsemic.registry`); the name says which.
 """
 
 from __future__ import annotations
@@ -43,10 +42,6 @@ class ZooConfig:
   N: int
   M: int
 
-  # The zoo models read no text; the codec and the CLI ask every model config for these two.
-  fusion = "none"
-  text_dim = 0
-
   def __post_init__(self):
     if self.name not in ZOO_DEFAULTS:
       raise ValueError(f"unknown zoo architecture {self.name!r}")
@@ -69,9 +64,3 @@ class ZooConfig:
 
   def to_dict(self) -> Mapping[str, Any]:
     return dataclasses.asdict(self)
-
-  @property
-  def family(self) -> str:
-    """The codec driver: factorized | hyperprior | meanscale | context."""
-    return {"bmshj2018-factorized": "factorized", "bmshj2018-hyperprior": "hyperprior",
-            "mbt2018-mean": "meanscale"}.get(self.name, "context")
