@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
   if args.caption is not None:
     caption = args.caption
   image = image_io.read_image(path, quiet=args.json)
-  names = [shipped.name_for_quality(q) for q in args.quality] if args.quality else shipped.available()
+  names = ([shipped.name_for_quality(q) for q in args.quality] if args.quality
+           else [n for n in shipped.available() if n in shipped.SELIC_NAMES])
   if not names:
     raise UserError("no shipped models in this installation (jaxsemic/shipped is empty)")
   stem = os.path.splitext(os.path.basename(path))[0]

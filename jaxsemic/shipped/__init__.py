@@ -1,4 +1,4 @@
-"""Trained models shipped with the package (issue 13): SELIC at three rates; see MODEL_CARD.md beside this file.
+"""Trained models shipped with the package (issue 13): SELIC at three rates and SEDIC's reference codec; see MODEL_CARD.md.
 
 Each model is a directory of package data (config.json, params.safetensors, tables.npz) that
 `codec.model_io.load_model` reads like any exported model. `jaxsemic compress` uses `selic-q{--quality}`
@@ -13,9 +13,12 @@ import os
 from jaxsemic.errors import UserError
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-# Rate points, lowest rate first; q2 is the default.
-NAMES = ("selic-q1", "selic-q2", "selic-q3")
+# SELIC rate points, lowest rate first; q2 is the default.
+SELIC_NAMES = ("selic-q1", "selic-q2", "selic-q3")
 DEFAULT_QUALITY = 2
+# SEDIC's reference-image codec (cheng2020-attn at SEDIC's λ, about 0.02 bpp): the default of `jaxsemic sedic`.
+SEDIC_REFERENCE = "sedic-reference"
+NAMES = SELIC_NAMES + (SEDIC_REFERENCE,)
 
 
 def available() -> list[str]:
@@ -26,8 +29,8 @@ def available() -> list[str]:
 def name_for_quality(quality: int) -> str:
   """'selic-q{quality}'; UserError if that quality does not exist."""
   name = f"selic-q{quality}"
-  if name not in NAMES:
-    raise UserError(f"--quality must be 1..{len(NAMES)} (1 = smallest files), got {quality}")
+  if name not in SELIC_NAMES:
+    raise UserError(f"--quality must be 1..{len(SELIC_NAMES)} (1 = smallest files), got {quality}")
   return name
 
 
