@@ -13,13 +13,13 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 
 from jaxsemic import cli
 from jaxsemic.codec import api
 from jaxsemic.codec.model_io import load_model
 from jaxsemic.zoo import pretrained
 
+torch = pytest.importorskip("torch")
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "compressai", "bmshj2018-factorized.npz")
 ARCH = "bmshj2018-factorized"
 
