@@ -78,13 +78,17 @@ def url(row: dict[str, Any]) -> str:
 
 def download(address: str, dest: str, timeout: float = 60.0) -> tuple[str, int]:
   """Streams `address` into the file `dest`; (SHA-256 hex digest, bytes). Raises OSError-like errors as is."""
+  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
   digest, n = hashlib.sha256(), 0
   with urllib.request.urlopen(address, timeout=timeout) as response, open(dest, "wb") as out:
     expected = response.headers.get("Content-Length")
-    while chunk := response.read(_CHUNK):
-      digest.update(chunk)
-      out.write(chunk)
-      n += len(chunk)
+    with tqdm(total=int(expected) if expected else None, unit="B", unit_scale=True, disable=None,
+              leave=False) as bar:  # shown on a terminal only
+      while chunk := response.read(_CHUNK):
+        digest.update(chunk)
+        out.write(chunk)
+        n += len(chunk)
+        bar.update(len(chunk))
   if expected is not None and int(expected) != n:
     raise http.client.IncompleteRead(b"", int(expected) - n)
   return digest.hexdigest(), n
