@@ -50,8 +50,8 @@ def count_contexts(groups: list[list[str]], order: int) -> list[dict[bytes, Coun
   state_model = textcode.TextModel.empty(order)
   tables: list[dict[bytes, Counter]] = [defaultdict(Counter) for _ in range(order + 1)]
   for captions in groups:
-    state = textcode._State(state_model)  # noqa: SLF001 - the coder's context rule, reused on purpose
-    for s in textcode._symbols(captions):  # noqa: SLF001
+    state = textcode.State(state_model)  # the coder's own context rule
+    for s in textcode.text_symbols(captions):
       h = state.history
       for k in range(min(order, len(h)) + 1):
         tables[k][h[len(h) - k:]][s] += 1

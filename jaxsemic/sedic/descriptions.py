@@ -54,7 +54,7 @@ class SidecarDescriber:
     return read_descriptions(self.path, file=Path(image).name)
 
 
-def _parse(row: object, where: str) -> Descriptions:
+def parse_descriptions(row: object, where: str = "descriptions") -> Descriptions:
   """Validates one schema object; `where` prefixes error messages."""
   if not isinstance(row, dict):
     raise UserError(f"{where}: expected a JSON object with \"overall\" and \"objects\"")
@@ -96,9 +96,12 @@ def _rows(path: Path) -> list[tuple[str, dict]]:
     if not line.strip():
       continue
     try:
-      rows.append((f"{path}:{n}", json.loads(line)))
+      row = json.loads(line)
     except json.JSONDecodeError as e:
       raise UserError(f"{path}:{n}: not a JSON line ({e.msg})") from e
+    if not isinstance(row, dict):
+      raise UserError(f"{path}:{n}: expected a JSON object with \"overall\" and \"objects\"")
+    rows.append((f"{path}:{n}", row))
   if not rows:
     raise UserError(f"descriptions file {path} is empty")
   return rows
@@ -108,9 +111,9 @@ def read_all_descriptions(path: str | os.PathLike) -> dict[str, Descriptions]:
   """{file: Descriptions} for every row of a jsonl sidecar, in file order; each row needs a "file" string."""
   out = {}
   for where, row in _rows(Path(path)):
-    if not isinstance(row, dict) or not isinstance(row.get("file"), str):
+    if not isinstance(row.get("file"), str):
       raise UserError(f"{where}: expected an object with a \"file\" string")
-    out[row["file"]] = _parse(row, where)
+    out[row["file"]] = parse_descriptions(row, where)
   return out
 
 
@@ -120,13 +123,13 @@ def read_descriptions(path: str | os.PathLike, file: str | None = None) -> Descr
   if file is None:
     if len(rows) != 1:
       raise UserError(f"{path} describes {len(rows)} images; say which one")
-    return _parse(rows[0][1], rows[0][0])
+    return parse_descriptions(rows[0][1], rows[0][0])
   for where, row in rows:
-    name = row.get("file") if isinstance(row, dict) else None
+    name = row.get("file")
     if isinstance(name, str) and (name == file or Path(name).name == Path(file).name):
-      return _parse(row, where)
-  if len(rows) == 1 and isinstance(rows[0][1], dict) and "file" not in rows[0][1]:
-    return _parse(rows[0][1], rows[0][0])
+      return parse_descriptions(row, where)
+  if len(rows) == 1 and "file" not in rows[0][1]:
+    return parse_descriptions(rows[0][1], rows[0][0])
   raise UserError(f"{path} has no descriptions for {file}")
 
 

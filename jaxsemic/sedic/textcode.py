@@ -23,7 +23,6 @@ import dataclasses
 import functools
 import hashlib
 import heapq
-import math
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -35,7 +34,7 @@ from jaxsemic.sedic import rangecode
 
 END = 256
 ALPHABET = 257
-MAX_TEXT_BYTES = 1 << 16  # per stream; a decoder never produces more
+MAX_TEXT_BYTES = 1 << 14  # per stream (texts at the largest word limits are a few KB); decoders stop there
 MAX_STRINGS = 1024
 _TOT = rangecode.row_total(ALPHABET)
 _NEWLINE = 0x0A
@@ -51,7 +50,8 @@ class TextModel:
 
   id: int
   order: int
-  tables: tuple[dict[bytes, tuple[np.ndarray, np.ndarray]], ...]  # per order: context -> (symbols, counts)
+  # per order: context -> (symbols, counts)
+  tables: tuple[dict[bytes, tuple[np.ndarray, np.ndarray]], ...] = dataclasses.field(repr=False)
   escape: tuple[int, int] = (1, 1)  # e = num / den
   increment: int = 1
   digest: str = ""
@@ -130,7 +130,7 @@ def _uniform() -> np.ndarray:
 _UNIFORM = _uniform()
 
 
-class _State:
+class State:
   """Adaptive counts and the byte history of one stream."""
 
   def __init__(self, model: TextModel):
@@ -176,16 +176,25 @@ class _State:
     self.history = (self.history + bytes([byte]))[-self.model.order:] if self.model.order else b""
 
 
-def _symbols(strings: list[str]) -> list[int]:
+def _symbols(items: list[bytes]) -> list[int]:
   out = []
-  for s in strings:
-    out += list(s.encode("utf-8")) + [END]
+  for b in items:
+    out += list(b) + [END]
   return out
+
+
+def _utf8(strings: list[str]) -> list[bytes]:
+  if not isinstance(strings, (list, tuple)) or not all(isinstance(s, str) for s in strings):
+    raise UserError("texts must be a list of strings")
+  try:
+    return [s.encode("utf-8") for s in strings]
+  except UnicodeEncodeError as e:
+    raise UserError(f"a text is not valid Unicode ({e.reason})") from e
 
 
 def model_rows(symbols: list[int], model: TextModel) -> np.ndarray:
   """The weight row used for each symbol of a stream, [len(symbols), 257]."""
-  state = _State(model)
+  state = State(model)
   rows = np.zeros((len(symbols), ALPHABET), np.int64)
   for i, s in enumerate(symbols):
     rows[i] = state.row()
@@ -193,59 +202,64 @@ def model_rows(symbols: list[int], model: TextModel) -> np.ndarray:
   return rows
 
 
-def _check_strings(strings: list[str]) -> None:
-  if not isinstance(strings, (list, tuple)) or not all(isinstance(s, str) for s in strings):
-    raise UserError("texts must be a list of strings")
-  if len(strings) > MAX_STRINGS:
-    raise UserError(f"too many texts ({len(strings)} > {MAX_STRINGS})")
-  size = sum(len(s.encode("utf-8", "surrogatepass")) for s in strings)
+def encode_bytes(items: list[bytes], model: TextModel) -> bytes:
+  """One range-coded stream for byte strings (each ended by the end symbol); any byte values."""
+  if len(items) > MAX_STRINGS:
+    raise UserError(f"too many texts ({len(items)} > {MAX_STRINGS})")
+  size = sum(len(b) for b in items)
   if size > MAX_TEXT_BYTES:
-    raise UserError(f"texts are too long ({size} bytes of UTF-8 > {MAX_TEXT_BYTES})")
-
-
-def encode_texts(strings: list[str], model: TextModel) -> bytes:
-  """One range-coded stream for all `strings` (each ended by the end symbol)."""
-  _check_strings(strings)
-  try:
-    symbols = _symbols(list(strings))
-  except UnicodeEncodeError as e:
-    raise UserError(f"a text is not valid Unicode ({e.reason})") from e
+    raise UserError(f"texts are too long ({size} bytes > {MAX_TEXT_BYTES})")
+  symbols = _symbols([bytes(b) for b in items])
   return rangecode.encode_rows(np.array(symbols, np.int32), model_rows(symbols, model))
 
 
-def text_bits(strings: list[str], model: TextModel) -> float:
-  """Ideal code length of `encode_texts(strings, model)` in bits (before the coder's flush)."""
-  symbols = _symbols(list(strings))
-  return rangecode.ideal_bits(np.array(symbols), model_rows(symbols, model))
-
-
-def decode_texts(data: bytes, n: int, model: TextModel, max_bytes: int = MAX_TEXT_BYTES) -> list[str]:
-  """Inverse of `encode_texts`; UserError if the stream is corrupt, truncated or decodes to > max_bytes."""
+def decode_bytes(data: bytes, n: int, model: TextModel, max_bytes: int = MAX_TEXT_BYTES) -> list[bytes]:
+  """Inverse of `encode_bytes`; UserError if the stream is corrupt, truncated or decodes to > max_bytes."""
   if not isinstance(n, int) or not 0 <= n <= MAX_STRINGS:
     raise UserError(f"number of texts must be in 0..{MAX_STRINGS}, got {n!r}")
-  state = _State(model)
+  state = State(model)
   decoder = rangecode.new_decoder(data)
-  strings: list[bytes] = []
+  items: list[bytes] = []
   current = bytearray()
   total = 0
-  while len(strings) < n:
+  while len(items) < n:
     s = rangecode.decode_one(decoder, state.row(), "text")
     state.update(s)
     if s == END:
-      strings.append(bytes(current))
+      items.append(bytes(current))
       current = bytearray()
       continue
     current.append(s)
     total += 1
     if total > max_bytes:
       raise UserError(f"text stream is corrupt (decodes to more than {max_bytes} bytes)")
+  if encode_bytes(items, model) != bytes(data):
+    raise UserError("text stream is corrupt or truncated (it is not the encoding of what it decodes to)")
+  return items
+
+
+def encode_texts(strings: list[str], model: TextModel) -> bytes:
+  """One range-coded stream for all `strings`, as UTF-8 (each ended by the end symbol)."""
+  return encode_bytes(_utf8(strings), model)
+
+
+def decode_texts(data: bytes, n: int, model: TextModel, max_bytes: int = MAX_TEXT_BYTES) -> list[str]:
+  """Inverse of `encode_texts`; UserError if the stream is corrupt or truncated (never more than max_bytes)."""
   try:
-    out = [s.decode("utf-8") for s in strings]
+    return [b.decode("utf-8") for b in decode_bytes(data, n, model, max_bytes)]
   except UnicodeDecodeError as e:
     raise UserError("text stream is corrupt (decoded text is not UTF-8)") from e
-  if encode_texts(out, model) != bytes(data):
-    raise UserError("text stream is corrupt or truncated (it is not the encoding of what it decodes to)")
-  return out
+
+
+def text_symbols(strings: list[str]) -> list[int]:
+  """The symbols `encode_texts` codes: each string's UTF-8 bytes, then END."""
+  return _symbols(_utf8(strings))
+
+
+def text_bits(strings: list[str], model: TextModel) -> float:
+  """Ideal code length of `encode_texts(strings, model)` in bits (before the coder's flush)."""
+  symbols = text_symbols(strings)
+  return rangecode.ideal_bits(np.array(symbols), model_rows(symbols, model))
 
 
 # ---- baselines ---------------------------------------------------------------------------------------------
@@ -322,8 +336,3 @@ def brotli_bits(strings: list[str]) -> int | None:
   except (ImportError, AttributeError):
     return None
 
-
-def bits_per_char(bits: float, strings: list[str]) -> float:
-  """Bits per UTF-8 byte including one terminator per string."""
-  n = sum(len(s.encode("utf-8")) + 1 for s in strings)
-  return bits / n if n else math.nan
