@@ -45,21 +45,24 @@ def abstract_params(module, kind: str):
 
 
 def random_params(module, kind: str, seed: int = 0, dtype=jnp.float32):
-  """Random parameters from the abstract tree with NumPy (fast: no compiled `init`); for tests/benchmarks.
+  """Random parameters from the abstract tree with NumPy (fast: no compiled `init`); for tests/benchmarks."""
+  return fill_random(abstract_params(module, kind), seed, dtype)
 
-  Kernels ~ N(0, 1/fan_in), biases small, norm scales near 1.
-  """
+
+def fill_random(abstract, seed: int = 0, dtype=jnp.float32):
+  """Random values for an abstract parameter tree: kernels / embeddings ~ N(0, 1/fan_in), biases small, norm
+  scales near 1."""
   rng = np.random.default_rng(seed)
 
   def fill(path, leaf):
     name = path[-1].key
-    if name == 'kernel':
+    if name in ('kernel', 'embedding'):
       fan_in = int(np.prod(leaf.shape[:-1]))
       return jnp.asarray(rng.standard_normal(leaf.shape, np.float32) / np.sqrt(fan_in), dtype)
     base = 1.0 if name == 'scale' else 0.0
     return jnp.asarray(base + 0.1 * rng.standard_normal(leaf.shape, np.float32), dtype)
 
-  return jax.tree_util.tree_map_with_path(fill, abstract_params(module, kind))
+  return jax.tree_util.tree_map_with_path(fill, abstract)
 
 
 def params_from_state_dict(module, kind: str, state: dict[str, Any], dtype=jnp.float32):

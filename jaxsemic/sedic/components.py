@@ -151,6 +151,7 @@ def tiny_components(seed: int = 0, params: dict[str, Any] | None = None) -> Comp
     params = {'unet': pretrained.random_params(unet, 'unet', seed),
               'controlnet': pretrained.random_params(cn, 'controlnet', seed + 1),
               'vae': pretrained.random_params(vae, 'vae', seed + 2),
-              'text_encoder': clip.init(jax.random.key(seed + 3), ids)['params']}
+              'text_encoder': pretrained.fill_random(
+                  jax.eval_shape(lambda: clip.init(jax.random.key(0), ids))['params'], seed + 3)}
   check_components(unet, cn, vae, clip)
   return Components(unet, cn, vae, clip, tiny_tokenizer(), SchedulerConfig(), params)

@@ -126,7 +126,7 @@ class Decoded(NamedTuple):
   seconds: dict[str, float]
 
 
-class _Static(NamedTuple):
+class StepStatic(NamedTuple):
   """Hashable settings of a compiled stage step (changing one recompiles)."""
   solver: str
   scheduler: SchedulerConfig
@@ -137,7 +137,7 @@ class _Static(NamedTuple):
   energy_reduce: str
 
 
-class _Stage(NamedTuple):
+class StageInputs(NamedTuple):
   """Per-stage arrays of a compiled step (traced, so every object stage reuses one program)."""
   schedule: Any
   context: jax.Array  # [1, L, D]
@@ -240,7 +240,7 @@ def unit_to_image(x: jax.Array) -> np.ndarray:
 
 # ---- the compiled steps ----
 
-def _denoise(modules, static: _Static, params, z, t, context):
+def _denoise(modules, static: StepStatic, params, z, t, context):
   """ControlNet residuals + UNet output for z at t; context = (text context, condition latent)."""
   unet, controlnet = modules
   text, cond = context
@@ -248,7 +248,7 @@ def _denoise(modules, static: _Static, params, z, t, context):
   return unet.apply({'params': params['unet']}, z, t, text, down, mid)
 
 
-def _energy(modules, static: _Static, params, z, t, stage: _Stage) -> jax.Array:
+def _energy(modules, static: StepStatic, params, z, t, stage: StageInputs) -> jax.Array:
   """Eq. 2 on the chosen layers with the conditional prompt, through ControlNet and UNet: a scalar."""
   unet, controlnet = modules
   down, mid = controlnet.apply({'params': params['controlnet']}, z, t, stage.context, stage.cond,
@@ -259,7 +259,14 @@ def _energy(modules, static: _Static, params, z, t, stage: _Stage) -> jax.Array:
                        static.energy_reduce)[0]
 
 
-def _denoise_step(modules, static: _Static, params, i, state: sampling.State, stage: _Stage) -> sampling.State:
+def guidance_step(modules, static: StepStatic, params, z: jax.Array, t: jax.Array, stage: StageInputs
+                  ) -> tuple[jax.Array, jax.Array]:
+  """Eq. 3: z <- z - eta * dE/dz; returns (new latent, E before the step)."""
+  e, grad = jax.value_and_grad(lambda z: _energy(modules, static, params, z, t, stage))(z)
+  return z - stage.eta * grad, e
+
+
+def _denoise_step(modules, static: StepStatic, params, i, state: sampling.State, stage: StageInputs) -> sampling.State:
   """Algorithm 1, lines 10 / 16: one ControlNet-conditioned solver step (CFG when static.cfg_scale != 1)."""
   sampler = sampling.Sampler(static.solver, static.scheduler, stage.schedule, static.ddim_eta)
   t = stage.schedule.timesteps[i]
@@ -270,7 +277,7 @@ def _denoise_step(modules, static: _Static, params, i, state: sampling.State, st
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def object_step(modules, static: _Static, params, i, state: sampling.State, per_step, stage: _Stage):
+def object_step(modules, static: StepStatic, params, i, state: sampling.State, per_step, stage: StageInputs):
   """One ORAG step: guidance if t > T' (eq. 3), the denoising step, the blend with the previous stage (eq. 4).
 
   per_step = (guided: bool [], background: the previous stage's latent after this step [1, h, w, C]).
@@ -278,19 +285,15 @@ def object_step(modules, static: _Static, params, i, state: sampling.State, per_
   """
   guided, background = per_step
   t = stage.schedule.timesteps[i]
-
-  def guide(z):
-    e, grad = jax.value_and_grad(lambda z: _energy(modules, static, params, z, t, stage))(z)
-    return z - stage.eta * grad, e
-
-  z, energy = jax.lax.cond(guided, guide, lambda z: (z, jnp.full((), jnp.nan, z.dtype)), state.z)
+  z, energy = jax.lax.cond(guided, lambda z: guidance_step(modules, static, params, z, t, stage),
+                           lambda z: (z, jnp.full((), jnp.nan, z.dtype)), state.z)
   state = _denoise_step(modules, static, params, i, state._replace(z=z), stage)
   blended = jnp.where(stage.mask[None, :, :, None], state.z, background)  # eq. 4 with a binary M_j
   return state._replace(z=blended), (blended, energy)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def overall_step(modules, static: _Static, params, i, state: sampling.State, per_step, stage: _Stage):
+def overall_step(modules, static: StepStatic, params, i, state: sampling.State, per_step, stage: StageInputs):
   """One step of the overall stage (Algorithm 1, line 16): no guidance, no mask."""
   del per_step
   state = _denoise_step(modules, static, params, i, state, stage)
@@ -329,7 +332,7 @@ def forward_noised(sampler: sampling.Sampler, x0: jax.Array, noise: jax.Array) -
   return a[:, None, None, None, None] * x0[None] + s[:, None, None, None, None] * noise[None]
 
 
-def _run_stage(step, modules, static, params, stage: _Stage, z_T, per_step, num_steps, name: str,
+def _run_stage(step, modules, static, params, stage: StageInputs, z_T, per_step, num_steps, name: str,
                on_step) -> StageResult:
   """Run one stage's compiled step over its schedule and time it."""
   start = time.perf_counter()
@@ -341,12 +344,14 @@ def _run_stage(step, modules, static, params, stage: _Stage, z_T, per_step, num_
   return StageResult(name, state.z, trajectory, energies, guided, time.perf_counter() - start)
 
 
-def _static(components: Components, cfg: DecoderConfig, layers: tuple[str, ...]) -> _Static:
-  return _Static(cfg.scheduler, components.scheduler, float(cfg.ddim_eta), float(cfg.cfg_scale),
+def step_static(components: Components, cfg: DecoderConfig, layers: tuple[str, ...]) -> StepStatic:
+  """The compiled steps' static settings from a config."""
+  return StepStatic(cfg.scheduler, components.scheduler, float(cfg.ddim_eta), float(cfg.cfg_scale),
                  float(cfg.conditioning_scale), layers, cfg.energy_reduce)
 
 
-def decode(reference_image: np.ndarray, texts: Texts, masks: np.ndarray, components: Components, cfg: DecoderConfig = DecoderConfig(), seed: int = 0,
+def decode(reference_image: np.ndarray, texts: Texts, masks: np.ndarray, components: Components,
+           cfg: DecoderConfig = DecoderConfig(), seed: int = 0,
            on_stage: Callable[[str, int], Callable | None] | None = None) -> Decoded:
   """Algorithm 1: J object stages then the overall stage; returns the image, latents and stage timings.
 
@@ -378,7 +383,7 @@ def decode(reference_image: np.ndarray, texts: Texts, masks: np.ndarray, compone
   contexts = encode_texts(components, prompts + [overall, cfg.negative_prompt])
   uncond = contexts[-1:]
   layers = guidance_layer_names(components, cfg.guidance_layers) if objects else ()
-  static = _static(components, cfg, layers)
+  static = step_static(components, cfg, layers)
   modules = (components.unet, components.controlnet)
   params = {k: components.params[k] for k in ('unet', 'controlnet')}
   vae, vae_params = components.vae, components.params['vae']
@@ -399,7 +404,7 @@ def decode(reference_image: np.ndarray, texts: Texts, masks: np.ndarray, compone
     name = f'object_{j + 1}'
     on_step = on_stage(name, cfg.object_steps) if on_stage else None
     mask = np.ones_like(masks[j]) if j == 0 and cfg.first_background == 'none' else masks[j]
-    stage = _Stage(obj_sampler.schedule, contexts[j:j + 1], uncond, cond, jnp.asarray(mask),
+    stage = StageInputs(obj_sampler.schedule, contexts[j:j + 1], uncond, cond, jnp.asarray(mask),
                    jnp.asarray(token_weight_vector(tokens[j], components.text_length)),
                    jnp.asarray(cfg.eta, jnp.float32), solver_key(keys['objects'][j]))
     result = _run_stage(object_step, modules, static, params, stage, initial_noise(keys['objects'][j], shape),
@@ -412,7 +417,7 @@ def decode(reference_image: np.ndarray, texts: Texts, masks: np.ndarray, compone
 
   sampler = sampling.make_sampler(components.scheduler, cfg.scheduler, cfg.overall_steps, cfg.ddim_eta)
   on_step = on_stage('overall', cfg.overall_steps) if on_stage else None
-  stage = _Stage(sampler.schedule, contexts[-2:-1], uncond, cond, jnp.ones((h, w), bool),
+  stage = StageInputs(sampler.schedule, contexts[-2:-1], uncond, cond, jnp.ones((h, w), bool),
                  jnp.zeros((components.text_length,)), jnp.zeros(()), solver_key(keys['overall']))
   result = _run_stage(overall_step, modules, static, params, stage, initial_noise(keys['overall'], shape), None,
                       cfg.overall_steps, 'overall', on_step)
