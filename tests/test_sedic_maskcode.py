@@ -66,6 +66,11 @@ def test_resize_and_read_mask(tmp_path):
   Image.fromarray(m.astype(np.uint8)).save(tmp_path / "b.png")  # 0/1 mask
   assert np.array_equal(maskcode.read_mask(tmp_path / "a.png"), m)
   assert np.array_equal(maskcode.read_mask(tmp_path / "b.png"), m)
+  masks = maskcode.SidecarMasks([tmp_path / "a.png", tmp_path / "b.png"]).segment("img.png", ["x"], (20, 40))
+  assert masks.shape == (1, 20, 40) and np.array_equal(masks[0], maskcode.resize_mask(m, (20, 40)))
+  assert maskcode.SidecarMasks([]).segment("img.png", [], (4, 4)).shape == (0, 4, 4)
+  with pytest.raises(UserError, match="3 objects but 2 mask files"):
+    maskcode.SidecarMasks([tmp_path / "a.png", tmp_path / "b.png"]).segment("img.png", "xyz", (20, 40))
   with pytest.raises(UserError, match="does not exist"):
     maskcode.read_mask(tmp_path / "c.png")
   (tmp_path / "d.png").write_bytes(b"not a png")

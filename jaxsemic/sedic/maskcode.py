@@ -20,7 +20,9 @@ import functools
 import hashlib
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -77,6 +79,27 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
   except (OSError, ValueError) as e:
     raise UserError(f"{path} is not a readable image") from e
   return a >= (128 if a.max() > 1 else 1)
+
+
+class Segmenter(Protocol):
+  """Anything that gives one mask per object at the image size (Grounding DINO + SAM, or sidecar files)."""
+
+  def segment(self, image: str | os.PathLike, names: Sequence[str], hw: tuple[int, int]) -> np.ndarray:
+    ...
+
+
+class SidecarMasks:
+  """Masks written beforehand: one image file per object, in object order, resized to the image."""
+
+  def __init__(self, paths: Sequence[str | os.PathLike]):
+    self.paths = [Path(p) for p in paths]
+
+  def segment(self, image: str | os.PathLike, names: Sequence[str], hw: tuple[int, int]) -> np.ndarray:
+    """bool[J, H, W] for the first J = len(names) files; UserError if there are fewer files than objects."""
+    if len(self.paths) < len(names):
+      raise UserError(f"{len(names)} objects but {len(self.paths)} mask files")
+    masks = [resize_mask(read_mask(p), hw) for p in self.paths[:len(names)]]
+    return np.stack(masks) if masks else np.zeros((0, *hw), bool)
 
 
 # ---- the context coder ---------------------------------------------------------------------------------------
