@@ -236,13 +236,13 @@ def _load_legacy(f: BinaryIO) -> Any:
   if not isinstance(keys, list) or set(keys) != set(types):
     raise UserError("malformed legacy torch file: storage keys do not match the tensors")
   raw: dict[str, bytes] = {}
+  end = os.fstat(f.fileno()).st_size
   for key in keys:
     numel = struct.unpack(">q" if big else "<q", f.read(8))[0]
-    itemsize = 1 if types[key].dtype is None else types[key].dtype.itemsize
-    data = f.read(numel * itemsize)
-    if numel < 0 or len(data) != numel * itemsize:
+    nbytes = numel * (1 if types[key].dtype is None else types[key].dtype.itemsize)
+    if numel < 0 or nbytes > end - f.tell():  # checked before reading: a corrupt count must not allocate
       raise UserError(f"truncated legacy torch file: storage {key!r} is short")
-    raw[key] = data
+    raw[key] = f.read(nbytes)
 
   def storage(pid: tuple) -> Storage:
     stype, key = _storage_pid(pid)
