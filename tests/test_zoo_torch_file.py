@@ -172,3 +172,26 @@ def test_unreadable_files_are_one_line_errors(tmp_path):
     with pytest.raises(UserError, match=pattern) as e:
       torch_file.load(str(tmp_path / name))
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_corrupted_bytes_give_user_errors_only(tmp_path, layout):
+  """Seeded random byte changes and cuts: every failure is a one-line UserError, never another exception."""
+  torch.save({"a": torch.randn(4, 6), "b": torch.arange(3), "o": {"x": [1, 2.5]}}, tmp_path / "ok.pt",
+             **LAYOUTS[layout])
+  data = (tmp_path / "ok.pt").read_bytes()
+  rng = np.random.default_rng(0)
+  failures = 0
+  for _ in range(300):
+    bad = bytearray(data)
+    for pos in rng.integers(len(bad), size=rng.integers(1, 5)):
+      bad[pos] = int(rng.integers(256))
+    if rng.random() < 0.2:
+      bad = bad[:int(rng.integers(len(bad)))]
+    (tmp_path / "bad.pt").write_bytes(bytes(bad))
+    try:
+      torch_file.load(str(tmp_path / "bad.pt"))
+    except UserError as e:
+      failures += 1
+      assert "\n" not in str(e)
+  assert failures > 100
