@@ -4,6 +4,7 @@ import collections
 import io
 import os
 import pickle
+import sys
 import zipfile
 
 import ml_dtypes
@@ -195,3 +196,12 @@ def test_corrupted_bytes_give_user_errors_only(tmp_path, layout):
       failures += 1
       assert "\n" not in str(e)
   assert failures > 100
+
+
+def test_reading_needs_no_torch(tmp_path, monkeypatch):
+  """With `import torch` made to fail, import-compressai's reader still reads a file torch wrote."""
+  torch.save({"state_dict": {"w": torch.ones(2, 3)}, "epoch": 1}, tmp_path / "ckpt.pth.tar")
+  monkeypatch.setitem(sys.modules, "torch", None)
+  with pytest.raises(ImportError):
+    import torch as _  # noqa: F401 - proves the block works
+  np.testing.assert_array_equal(load_state_dict_file(str(tmp_path / "ckpt.pth.tar"))["w"], np.ones((2, 3)))
