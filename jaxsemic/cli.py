@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-compressai": ("jaxsemic.commands.import_compressai", "convert a CompressAI checkpoint to a model"),
     "zoo": ("jaxsemic.commands.zoo", "list CompressAI's pretrained models, or download and convert one"),
     "export": ("jaxsemic.commands.export", "write the inference model of a training run's newest checkpoint"),
+    "sedic": ("jaxsemic.commands.sedic", "SEDIC .sedic files: encode, decode (reference only or Algorithm 1), info"),
 }
 
 
