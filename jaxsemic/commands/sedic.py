@@ -94,6 +94,9 @@ def run_encode(args: argparse.Namespace) -> int:
   from jaxsemic.sedic import descriptions as D
   from jaxsemic.sedic import encoder, maskcode
   image_io.check_output(args.out, args.force)
+  for path in args.masks:
+    if not os.path.isfile(path):
+      raise UserError(f"mask file {path} does not exist")
   image = image_io.read_image(args.input, drop_alpha=args.drop_alpha, quiet=args.json)
   desc = D.read_descriptions(args.descriptions, file=os.path.basename(args.input))
   kept = D.limit_words(desc, args.objects, args.l_d, args.l_all).objects
