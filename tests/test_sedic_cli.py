@@ -36,7 +36,8 @@ def files(tmp_path_factory):
   rng = np.random.default_rng(0)
   yy, xx = np.mgrid[:H, :W]
   image = np.stack([(xx + yy) % 256, (2 * xx) % 256, rng.integers(0, 256, (H, W))], -1).astype(np.uint8)
-  Image.fromarray(image).save(root / "photo.png")
+  (root / "data").mkdir()
+  Image.fromarray(image).save(root / "data" / "photo.png")
   masks = []
   for i, (h, w) in enumerate([(64, 96), (128, 192), (33, 50)]):
     m = np.zeros((h, w), np.uint8)
@@ -46,7 +47,7 @@ def files(tmp_path_factory):
   other = {**DESC, "file": "other.png", "overall": "something else"}
   (root / "desc.jsonl").write_text(json.dumps(other) + "\n" + json.dumps(DESC, ensure_ascii=False) + "\n",
                                    encoding="utf-8")
-  return {"root": root, "ref": str(root / "ref"), "image": str(root / "photo.png"), "masks": masks,
+  return {"root": root, "ref": str(root / "ref"), "image": str(root / "data" / "photo.png"), "masks": masks,
           "desc": str(root / "desc.jsonl"), "pixels": image}
 
 
@@ -105,6 +106,30 @@ def test_reference_only_equals_the_codec_round_trip(files, encoded, capsys):
   model = load_model(files["ref"])
   expected = api.decompress(model, api.compress(model, files["pixels"])[0])
   np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
+
+
+def test_eval_scores_reconstructions_with_the_bits_of_encode_json(files, encoded, capsys, tmp_path):
+  info = _encode(files, capsys, tmp_path / "again.sedic", "--masks", *files["masks"][:2], "--objects", 2,
+                 "--l-d", 6, "--l-all", 12)
+  (tmp_path / "bits.jsonl").write_text(json.dumps(info) + "\n")
+  recon = tmp_path / "recon"
+  recon.mkdir()
+  assert _run(capsys, "decode", encoded, "--reference-only", "--reference", files["ref"],
+              "--out", recon / "photo.png")[0] == 0
+  code = cli.main(["eval", "--reconstructions", str(recon), "--data", str(files["root"] / "data"), "--bits",
+                   str(tmp_path / "bits.jsonl"), "--out", str(tmp_path / "r.json"), "--quiet"])
+  _, err = capsys.readouterr()
+  assert code == 0, err
+  r = json.loads((tmp_path / "r.json").read_text())["results"]
+  assert r["bpp"] == [pytest.approx(info["bpp"]["total"])]
+  assert r["bpp-masks"] == [pytest.approx(info["bpp"]["masks"])]
+  model = load_model(files["ref"])
+  expected = api.decompress(model, api.compress(model, files["pixels"])[0])
+  mse = np.mean((expected.astype(np.float64) - files["pixels"]) ** 2)
+  assert r["psnr-rgb"] == [pytest.approx(10 * np.log10(255.0 ** 2 / mse), abs=1e-4)]
+  (recon / "photo.png").rename(recon / "other.png")
+  code = cli.main(["eval", "--reconstructions", str(recon), "--data", str(files["root"] / "data")])
+  assert code == 1 and "no reconstruction of photo.png" in capsys.readouterr().err
 
 
 def test_tiny_random_decode_runs_every_stage(files, encoded, capsys):

@@ -13,8 +13,12 @@ from jaxsemic.eval.results import check_output_path, write_json_atomic
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Declares the command's arguments."""
-  parser.add_argument("--model", action="append", required=True,
+  parser.add_argument("--model", action="append",
                       help="model directory (repeat for several rate points)")
+  parser.add_argument("--reconstructions", help="instead of --model: a folder of images decoded elsewhere "
+                      "(matched to --data by file stem), e.g. SEDIC decodes from a GPU box")
+  parser.add_argument("--bits", help="with --reconstructions: bits per image and component (benchmarks/"
+                      "sedic_table8.py --out, or `jaxsemic sedic encode --json` lines)")
   parser.add_argument("--data", required=True, help="folder of images (e.g. Kodak PNGs)")
   parser.add_argument("--captions", help="jsonl of {'file', 'caption' | 'captions'} for text-guided "
                       "models (default: the empty caption)")
@@ -36,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
   """Evaluates every model and writes (or prints) the results JSON."""
+  if args.reconstructions or args.bits:
+    from jaxsemic.eval.reconstructions import run_reconstructions
+    return run_reconstructions(args)
+  if not args.model:
+    raise UserError("give --model MODEL_DIR (repeatable) or --reconstructions DIR")
   from jaxsemic.eval.evaluate import evaluate
   paths = list_images(args.data)
   if args.limit is not None:
