@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from jaxsemic import io
 from jaxsemic.errors import UserError
 
 Image.MAX_IMAGE_PIXELS = 1 << 28  # ~268 Mpx; larger inputs are refused rather than risk exhausting memory
@@ -76,35 +76,13 @@ def read_image(path: str, *, drop_alpha: bool = False, quiet: bool = False) -> n
   return np.ascontiguousarray(a)
 
 
-def check_output(path: str, force: bool) -> None:
-  """Refuses to overwrite an existing file without force, and to write into a missing folder."""
-  if os.path.exists(path) and not force:
-    raise UserError(f"{path} exists; pass --force to overwrite it")
-  parent = os.path.dirname(os.path.abspath(path))
-  if not os.path.isdir(parent):
-    raise UserError(f"output folder does not exist: {parent}")
-
-
-def write_atomic(path: str, data: bytes, force: bool = False) -> None:
-  """Writes bytes via a temporary file + rename, so no partial file is ever left at `path`."""
-  check_output(path, force)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-jaxsemic-")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+check_output = io.check_output  # the one policy for outputs (jaxsemic.io)
+write_atomic = io.write_bytes
 
 
 def write_png(path: str, image: np.ndarray, force: bool = False) -> None:
   """Saves uint8 [H, W, 3] as PNG atomically."""
-  import io
-  buf = io.BytesIO()
+  import io as std_io
+  buf = std_io.BytesIO()
   Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="PNG")
   write_atomic(path, buf.getvalue(), force)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsemic import registry
+from jaxsemic import io, registry
 from jaxsemic.codec import params_file
 from jaxsemic.entropy import tables as tables_lib
 from jaxsemic.entropy.coder import TableCoder
@@ -84,7 +84,7 @@ def save_model(out_dir: str, params: Mapping[str, Any], model_config: Any, *, fo
   check_params(params, abstract_params(cfg))
   out_dir = os.path.abspath(out_dir)
   if os.path.exists(out_dir) and not force:
-    raise UserError(f"{out_dir} exists; pass --force to replace it")
+    raise io.exists_error(out_dir)
   tables = make_coding_tables(params, cfg)
   model_id = compute_model_id(cfg.to_dict(), params, tables)
   parent = os.path.dirname(out_dir)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from jaxsemic import io
 from jaxsemic.data import files
 from jaxsemic.errors import UserError
 from jaxsemic.text.outputs import atomic_path
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
   """Captions every image; unreadable images are reported and skipped; writes the jsonl atomically."""
   out = Path(args.out)
   if out.exists() and not args.force:
-    raise UserError(f"{out} exists; pass --force to overwrite it")
+    raise io.exists_error(out)
   if args.batch < 1:
     raise UserError("--batch must be at least 1")
   paths = files.list_images(args.folder)

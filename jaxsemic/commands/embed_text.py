@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from jaxsemic import io
 from jaxsemic.errors import UserError
 from jaxsemic.text import cache, captions
 
@@ -18,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Flags of embed-text."""
   parser.add_argument("captions", nargs="+", help="captions.jsonl file(s): lines {\"file\": ..., \"captions\": [...]}")
   parser.add_argument("--out", required=True, help="output cache (.safetensors)")
-  parser.add_argument("--encoder", default=None,
+  parser.add_argument("--text-encoder", "--encoder", dest="encoder", default=None,
                       help="Hugging Face BERT directory or hub name (default: packaged all-MiniLM-L6-v2)")
   parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
   """Embeds every caption and writes the cache atomically."""
   out = Path(args.out)
   if out.exists() and not args.force:
-    raise UserError(f"{out} exists; pass --force to overwrite it")
+    raise io.exists_error(out)
   table: dict[str, list[str]] = {}
   for path in args.captions:
     for name, caps in captions.read_captions(path).items():

@@ -9,26 +9,24 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from jaxsemic import io
 from jaxsemic.errors import UserError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = io.IMAGE_EXTENSIONS  # which files are images: one rule everywhere (jaxsemic.io)
 # What PIL raises on a truncated, corrupt or unsupported file.
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def list_images(root: str) -> list[str]:
-  """Every PNG/JPEG below `root` (recursive), sorted; a one-line UserError if there are none."""
+  """Every image below `root` (recursive, `io.is_image_name`), sorted; a one-line UserError if there are none."""
   if not root:
     raise UserError("no data folder given (set --config.data.train_dir)")
   if not os.path.isdir(root):
     raise UserError(f"data folder not found: {root}")
-  paths = []
-  for folder, dirs, names in os.walk(root, followlinks=True):
-    dirs.sort()
-    paths.extend(os.path.join(folder, n) for n in names if n.lower().endswith(IMAGE_SUFFIXES))
+  paths = io.image_files(root, recursive=True)
   if not paths:
-    raise UserError(f"no PNG or JPEG images in data folder: {root}")
-  return sorted(paths)
+    raise UserError(f"no PNG or JPEG images (nor {', '.join(IMAGE_SUFFIXES[3:])}) in data folder: {root}")
+  return paths
 
 
 def read_rgb(path: str) -> np.ndarray:

@@ -7,17 +7,17 @@ import os
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from jaxsemic import io
 from jaxsemic.errors import UserError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = io.IMAGE_EXTENSIONS
 
 
 def list_images(folder: str) -> list[str]:
   """Sorted image paths directly inside folder; UserError if there is none."""
   if not os.path.isdir(folder):
     raise UserError(f"not a folder: {folder}")
-  paths = sorted(os.path.join(folder, f) for f in os.listdir(folder)
-                 if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
+  paths = io.image_files(folder)
   if not paths:
     raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
   return paths

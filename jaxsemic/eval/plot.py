@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 
 import numpy as np
 
+from jaxsemic import io
 from jaxsemic.errors import UserError
 from jaxsemic.eval import bdrate
 from jaxsemic.eval.results import RDResults
@@ -44,8 +43,7 @@ def plot_rd(curves: list[RDResults], out_path: str, *, anchor: RDResults | None 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  if os.path.exists(out_path) and not force:
-    raise UserError(f"{out_path} exists (use --force to overwrite)")
+  io.check_output(out_path, force)
   panels = [m for m in PANELS if any(_has(c, m) for c in curves)]
   rates = bd_rates(curves, anchor, bd_metric) if anchor is not None else {}
   fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 5.6), squeeze=False)
@@ -72,18 +70,9 @@ def plot_rd(curves: list[RDResults], out_path: str, *, anchor: RDResults | None 
   if title:
     fig.suptitle(title)
   fig.tight_layout()
-  directory = os.path.dirname(os.path.abspath(out_path))
-  if not os.path.isdir(directory):
-    raise UserError(f"output directory does not exist: {directory}")
-  ext = os.path.splitext(out_path)[1] or ".png"
-  fd, tmp = tempfile.mkstemp(dir=directory, suffix=ext)
-  os.close(fd)
-  os.chmod(tmp, 0o644)
   try:
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, out_path)
+    with io.atomic_path(out_path, force) as tmp:
+      fig.savefig(tmp, dpi=110)
   finally:
     plt.close(fig)
-    if os.path.exists(tmp):
-      os.remove(tmp)
   return rates

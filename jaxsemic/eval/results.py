@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from jaxsemic import io
 from jaxsemic.errors import UserError
 
 # Quality keys we know how to plot / compare; others are carried along untouched.
@@ -98,29 +98,11 @@ def load_results(path: str) -> RDResults:
 
 
 def write_json_atomic(path: str, data: Any, *, force: bool = False) -> None:
-  """Writes JSON through a temp file and os.replace; refuses to overwrite without force."""
-  check_output_path(path, force)
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-  os.chmod(tmp, 0o644)  # mkstemp makes it private; results are ordinary files
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      json.dump(data, f, indent=2)
-      f.write("\n")
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  """Writes JSON atomically; refuses to overwrite without force (`jaxsemic.io`)."""
+  io.write_json(path, data, force)
 
 
-def check_output_path(path: str, force: bool) -> None:
-  """Fails early (before hours of work) if the output cannot be written."""
-  if os.path.exists(path) and not force:
-    raise UserError(f"{path} exists (use --force to overwrite)")
-  directory = os.path.dirname(os.path.abspath(path))
-  if not os.path.isdir(directory):
-    raise UserError(f"output directory does not exist: {directory}")
+check_output_path = io.check_output  # fails early (before hours of work) if the output cannot be written
 
 
 def mean_over_images(per_image: list[dict[str, float]]) -> dict[str, float]:

@@ -6,6 +6,7 @@ import os
 
 import jax
 
+from jaxsemic import io
 from jaxsemic.errors import UserError
 from jaxsemic.training import checkpoint, sharding, trainer
 from jaxsemic.training.state import make_optimizer
@@ -30,7 +31,7 @@ def export_model(workdir: str, out_dir: str, *, force: bool = False) -> int:
   """Writes the newest checkpoint's inference model to `out_dir`; returns the checkpoint's step."""
   from jaxsemic.codec import model_io  # pylint: disable=import-outside-toplevel
   if os.path.exists(out_dir) and not force:
-    raise UserError(f"{out_dir} exists (use --force to overwrite)")
+    raise io.exists_error(out_dir)
   model_config, params, step = latest_params(workdir)
   model_io.save_model(out_dir, params, model_config, force=force)
   return step

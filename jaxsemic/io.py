@@ -1,0 +1,91 @@
+"""Files in and out, one policy for every command: atomic writes, which files are images, caption files.
+
+- Outputs are never overwritten without `--force` (one wording of the error) and appear whole or not at all: they
+  are written to a temporary file beside the target, which `os.replace` then moves over it. Their mode is what
+  `open()` would give (0666 less the umask), not `mkstemp`'s private 0600.
+- An image file is one whose name ends in one of IMAGE_EXTENSIONS and does not start with "." (macOS `._x.jpg`
+  sidecars and other hidden files are not images).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+from jaxsemic.errors import UserError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def exists_error(path: str | os.PathLike) -> UserError:
+  """The one error for an existing output."""
+  return UserError(f"{path} exists; pass --force to overwrite it")
+
+
+def check_output(path: str | os.PathLike, force: bool, make_parent: bool = False) -> None:
+  """Fails early (before any work) if `path` exists without force, or its folder is missing."""
+  if os.path.exists(path) and not force:
+    raise exists_error(path)
+  parent = os.path.dirname(os.path.abspath(path))
+  if make_parent:
+    os.makedirs(parent, exist_ok=True)
+  elif not os.path.isdir(parent):
+    raise UserError(f"output folder does not exist: {parent}")
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, force: bool = False, make_parent: bool = False) -> Iterator[str]:
+  """Yields a temporary path to write; on success it replaces `path`, on an error it is removed."""
+  check_output(path, force, make_parent)
+  path = os.path.abspath(path)
+  # The target's extension kept last: writers that pick the format by extension (savefig, np.savez) still work.
+  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", suffix=os.path.splitext(path)[1],
+                             dir=os.path.dirname(path))
+  os.close(fd)
+  try:
+    yield tmp
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, force: bool = False) -> None:
+  """Writes bytes atomically."""
+  with atomic_path(path, force) as tmp, open(tmp, "wb") as f:
+    f.write(data)
+
+
+def write_json(path: str | os.PathLike, obj: Any, force: bool = False) -> None:
+  """Writes indented JSON (and a final newline) atomically."""
+  with atomic_path(path, force) as tmp, open(tmp, "w", encoding="utf-8") as f:
+    json.dump(obj, f, indent=2)
+    f.write("\n")
+
+
+def is_image_name(name: str) -> bool:
+  """Whether a file name counts as an image (the same test for training, evaluation and every command)."""
+  base = os.path.basename(name)
+  return base.lower().endswith(IMAGE_EXTENSIONS) and not base.startswith(".")
+
+
+def image_files(folder: str, recursive: bool = False) -> list[str]:
+  """Sorted image paths in `folder` (and below it if recursive); empty if there are none."""
+  if not recursive:
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if is_image_name(f))
+  paths = []
+  for root, dirs, names in os.walk(folder, followlinks=True):
+    dirs.sort()
+    paths.extend(os.path.join(root, n) for n in names if is_image_name(n))
+  return sorted(paths)
