@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from jaxsemic.eval import bdrate
 from jaxsemic.eval.results import RDResults, load_results
@@ -22,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "(default 1.5, the rule of CompressAI-style Kodak comparisons)")
   parser.add_argument("--max-points", type=int, default=6)
   parser.add_argument("--no-restrict", action="store_true", help="use every point of every curve")
+  parser.add_argument("--json", action="store_true", help="print one JSON object with the results")
 
 
 def compare(anchor: RDResults, test: RDResults, metric: str, method: str,
@@ -39,6 +41,12 @@ def run(args: argparse.Namespace) -> int:
   max_bpp = None if args.no_restrict else args.max_bpp
   methods = bdrate.METHODS if args.method == "both" else (args.method,)
   unit = "dB" if "psnr" in args.metric or "db" in args.metric else ""
+  if args.json:
+    rows = {t.name: {m: dict(zip(("bd_rate", "bd_quality"), compare(anchor, t, args.metric, m, max_bpp,
+                                                                   args.max_points))) for m in methods}
+            for t in tests}
+    print(json.dumps({"anchor": anchor.name, "metric": args.metric, "tests": rows}))
+    return 0
   width = max(len(t.name) for t in tests + [anchor])
   print(f"anchor: {anchor.name}  metric: {args.metric}  "
         f"restriction: {'none' if max_bpp is None else f'bpp <= {max_bpp} if > {args.max_points} points'}")

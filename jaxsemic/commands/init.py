@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from jaxsemic.config_io import load_config
 from jaxsemic.errors import UserError
@@ -13,6 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--out", required=True, help="model directory to create")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--force", action="store_true", help="replace an existing model directory")
+  parser.add_argument("--json", action="store_true", help="print one JSON object with the results")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,5 +32,8 @@ def run(args: argparse.Namespace) -> int:
   model_id = model_io.save_model(args.out, params, cfg, force=args.force,
                                  metadata={"source": "jaxsemic init", "seed": args.seed})
   n = sum(a.size for a in jax.tree.leaves(params))
-  print(f"wrote {args.out}: model {model_id.hex()}, {n:,} parameters ({n * 4 / 1e6:.1f} MB as float32)")
+  if args.json:
+    print(json.dumps({"out": args.out, "model_id": model_id.hex(), "parameters": int(n)}))
+  else:
+    print(f"wrote {args.out}: model {model_id.hex()}, {n:,} parameters ({n * 4 / 1e6:.1f} MB as float32)")
   return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from jaxsemic.errors import UserError
 from jaxsemic.eval.plot import plot_rd
@@ -21,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="curve label, once per results file in order (default: each file's name)")
   parser.add_argument("--title", default="")
   parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+  parser.add_argument("--json", action="store_true", help="print one JSON object with the results")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
       curves.append(anchor)
   rates = plot_rd(curves, args.out, anchor=anchor, bd_metric=args.bd_metric,
                   max_bpp=args.max_bpp, title=args.title, force=args.force)
+  if args.json:
+    print(json.dumps({"out": args.out, "bd_rate": {n: r for n, r in rates.items()
+                                                   if anchor is not None and n != anchor.name}}))
+    return 0
   for name, rate in rates.items():
     if anchor is not None and name != anchor.name:
       print(f"{name:<40} {'n/a' if rate is None else f'{rate:+.2f}%'}")

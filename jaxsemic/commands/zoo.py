@@ -45,8 +45,10 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _get(args: argparse.Namespace) -> int:
+  from jaxsemic.commands.import_compressai import convert_checkpoint  # pylint: disable=import-outside-toplevel
   from jaxsemic.zoo import pretrained  # pylint: disable=import-outside-toplevel
-  out, cached = pretrained.fetch(args.arch, args.quality, args.metric, force=args.force)
+  out, cached = pretrained.fetch(args.arch, args.quality, args.metric, force=args.force,
+                                 convert=convert_checkpoint)
   if args.json:
     row = pretrained.entry(args.arch, args.quality, args.metric)
     print(json.dumps({"model": out, "arch": args.arch, "metric": args.metric, "quality": args.quality,

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, Callable
 
 from jaxsemic.errors import UserError
 
@@ -100,18 +100,13 @@ def import_hint(row: dict[str, Any]) -> str:
           f"--out {model_dir(row)}")
 
 
-def convert(path: str, arch: str, out: str, *, force: bool, metadata: dict[str, Any]) -> bytes:
-  """Converts a CompressAI checkpoint file into the model directory `out`; returns its model id."""
-  from jaxsemic.codec import model_io  # pylint: disable=import-outside-toplevel
-  from jaxsemic.zoo import compressai_import as cimport  # pylint: disable=import-outside-toplevel
-  state = cimport.normalise_keys(cimport.load_state_dict_file(path))
-  cfg = cimport.infer_config(arch, state)
-  params = cimport.convert(state, cfg, model_io.abstract_params(cfg))
-  return model_io.save_model(out, params, cfg, force=force, metadata=metadata)
+def fetch(arch: str, quality: int, metric: str = "mse", *, force: bool = False,
+          convert: Callable[..., Any]) -> tuple[str, bool]:
+  """(model directory, whether it was already cached) of a published CompressAI model; downloads if needed.
 
-
-def fetch(arch: str, quality: int, metric: str = "mse", *, force: bool = False) -> tuple[str, bool]:
-  """(model directory, whether it was already cached) of a published CompressAI model; downloads if needed."""
+  convert(path, arch, out, force=, metadata=) writes the model directory (the import-compressai command's, passed
+  in so that the zoo does not import the codec package).
+  """
   row = entry(arch, quality, metric)
   out = model_dir(row)
   if os.path.isfile(os.path.join(out, "config.json")) and not force:
