@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from jaxsemic.diffusion import sampling
-from jaxsemic.diffusion.guidance import attention_energy, resize_mask
+from jaxsemic.diffusion.guidance import attention_energy, resize_mask, token_weights
 from jaxsemic.diffusion.schedulers import SchedulerConfig
 from jaxsemic.diffusion.unet import cross_attention_maps
 from jaxsemic.errors import UserError
@@ -53,7 +53,7 @@ def decoded(comp):
 
 
 def _reference_latent(comp, image):
-  return P._to_latent(comp.vae, comp.params['vae'], P.image_to_unit(image))
+  return P.to_latent(comp.vae, comp.params['vae'], P.image_to_unit(image))
 
 
 def test_decode_is_deterministic_with_the_right_size(comp, decoded):
@@ -114,7 +114,7 @@ def _stage_inputs(comp, static, mask, tokens, prompt='red door, a tall door', st
   image, _ = _inputs()
   sampler = sampling.make_sampler(comp.scheduler, static.solver, steps)
   return P.StageInputs(sampler.schedule, ctx[:1], ctx[1:], _reference_latent(comp, image), jnp.asarray(mask),
-                       jnp.asarray(P.token_weight_vector(tokens, comp.text_length)), jnp.asarray(40.0, jnp.float32),
+                       token_weights(tokens, comp.text_length), jnp.asarray(40.0, jnp.float32),
                        jax.random.key(0))
 
 

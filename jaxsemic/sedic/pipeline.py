@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsemic.diffusion import sampling
-from jaxsemic.diffusion.guidance import layers_energy
+from jaxsemic.diffusion.guidance import layers_energy, token_weights
 from jaxsemic.diffusion.schedulers import SchedulerConfig
 from jaxsemic.diffusion.unet import cross_attention_maps
 from jaxsemic.diffusion.vae import image_to_latent, latent_to_image
@@ -198,15 +198,9 @@ def object_tokens(components: Components, cfg: DecoderConfig, obj: ObjectText) -
   return list(range(1, n - 1))
 
 
-def token_weight_vector(tokens: Sequence[int], length: int) -> np.ndarray:
-  """0/1 weights [length] marking the tokens of eq. 2."""
-  w = np.zeros((length,), np.float32)
-  w[list(tokens)] = 1.0
-  return w
-
-
 @functools.partial(jax.jit, static_argnums=0)
 def _encode_ids(text_encoder, params, ids):
+  """CLIP last hidden states of token ids."""
   return text_encoder.apply({'params': params}, ids)['last_hidden_state']
 
 
@@ -219,12 +213,14 @@ def encode_texts(components: Components, texts: Sequence[str]) -> jax.Array:
 # ---- images ----
 
 @functools.partial(jax.jit, static_argnums=0)
-def _to_latent(vae, params, image):
+def to_latent(vae, params, image: jax.Array) -> jax.Array:
+  """Image [1, H, W, 3] in [-1, 1] -> scaled latent (posterior mean, DiffBIR's `mode()`)."""
   return image_to_latent(vae, params, image)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _to_image(vae, params, latent):
+def to_image(vae, params, latent: jax.Array) -> jax.Array:
+  """Scaled latent -> image in [-1, 1], clipped."""
   return jnp.clip(latent_to_image(vae, params, latent), -1.0, 1.0)
 
 
@@ -389,7 +385,7 @@ def decode(reference_image: np.ndarray, texts: Texts, masks: np.ndarray, compone
   vae, vae_params = components.vae, components.params['vae']
   keys = stage_keys(seed, len(objects))
   shape = (1, h, w, components.unet.config.in_channels)
-  reference_latent = _to_latent(vae, vae_params, image_to_unit(image))
+  reference_latent = to_latent(vae, vae_params, image_to_unit(image))
   cond = reference_latent
   seconds = {'prepare': time.perf_counter() - start}
   stages: list[StageResult] = []
@@ -405,7 +401,7 @@ def decode(reference_image: np.ndarray, texts: Texts, masks: np.ndarray, compone
     on_step = on_stage(name, cfg.object_steps) if on_stage else None
     mask = np.ones_like(masks[j]) if j == 0 and cfg.first_background == 'none' else masks[j]
     stage = StageInputs(obj_sampler.schedule, contexts[j:j + 1], uncond, cond, jnp.asarray(mask),
-                   jnp.asarray(token_weight_vector(tokens[j], components.text_length)),
+                   token_weights(tokens[j], components.text_length),
                    jnp.asarray(cfg.eta, jnp.float32), solver_key(keys['objects'][j]))
     result = _run_stage(object_step, modules, static, params, stage, initial_noise(keys['objects'][j], shape),
                         (jnp.asarray(guided), background), cfg.object_steps, name, on_step)
@@ -422,7 +418,7 @@ def decode(reference_image: np.ndarray, texts: Texts, masks: np.ndarray, compone
   result = _run_stage(overall_step, modules, static, params, stage, initial_noise(keys['overall'], shape), None,
                       cfg.overall_steps, 'overall', on_step)
   t0 = time.perf_counter()
-  out = unit_to_image(_to_image(vae, vae_params, result.latent))
+  out = unit_to_image(to_image(vae, vae_params, result.latent))
   stages.append(result._replace(seconds=result.seconds + time.perf_counter() - t0))
   seconds['overall'] = stages[-1].seconds
   seconds['total'] = time.perf_counter() - start
@@ -433,4 +429,4 @@ def _next_condition(vae, vae_params, latent: jax.Array, cfg: DecoderConfig) -> j
   """cf_{j+1} = VAE-encoder(I_{j+1}), I_{j+1} = VAE-decoder(z_{j,0}) clipped (Algorithm 1, lines 3 and 19)."""
   if not cfg.vae_roundtrip:
     return latent
-  return _to_latent(vae, vae_params, _to_image(vae, vae_params, latent))
+  return to_latent(vae, vae_params, to_image(vae, vae_params, latent))
