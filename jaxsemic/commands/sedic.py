@@ -137,12 +137,16 @@ def _components(args: argparse.Namespace):
   from jaxsemic.sedic import pipeline
   if args.tiny_random:
     return pipeline.tiny_components(0)
+  return pipeline.load_components(args.sd, args.controlnet, args.controlnet_format)
+
+
+def _check_weights(args: argparse.Namespace) -> None:
+  """--sd needs --controlnet, and both must exist (checked before any work)."""
   if not args.controlnet:
     raise UserError("--sd needs --controlnet (a latent ControlNet folder or IRControlNet checkpoint)")
   for path in (args.sd, args.controlnet):
     if not os.path.exists(path):
       raise UserError(f"not found: {path}")
-  return pipeline.load_components(args.sd, args.controlnet, args.controlnet_format)
 
 
 def run_decode(args: argparse.Namespace) -> int:
@@ -151,6 +155,8 @@ def run_decode(args: argparse.Namespace) -> int:
   from jaxsemic.sedic import container, encoder
   start = time.perf_counter()
   image_io.check_output(args.out, args.force)
+  if args.sd:
+    _check_weights(args)
   data = _read(args.input)
   f = container.unpack(data)
   model = _load_reference(args.reference, f.ref_model_id)
