@@ -1,4 +1,4 @@
-"""Hugging Face model directories -> Flax parameter trees (rename, transpose, validate).
+"""Hugging Face model directories -> Flax parameter trees (rename here; transpose, validate in `jaxsemic.weights`).
 
 Import happens in three visible steps (STYLE.md practice 7):
   1. rename: every checkpoint key goes through the model family's rule table (one table per family,
@@ -23,46 +23,21 @@ from typing import Any
 
 import jax
 import numpy as np
-from flax import traverse_util
 
+from jaxsemic import weights
 from jaxsemic.errors import UserError
 
 # (regex over the whole checkpoint key, replacement template with '.' separators, transform name).
 Rule = tuple[str, str, str]
 
-TRANSFORMS = {
-    "id": lambda a: a,
-    "linear": lambda a: a.T,  # torch Linear [out, in] -> flax Dense [in, out]
-    "conv": lambda a: a.transpose(2, 3, 1, 0),  # torch Conv2d OIHW -> flax Conv HWIO
-}
+TRANSFORMS = weights.TRANSPOSES  # the transposes shared by every importer
 
 _INDEX = re.compile(r"\.(\d+)(?=\.)")
 
 
 def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
   """Returns a local directory for a path, or downloads a hub name when online (HF_HUB_OFFLINE respected)."""
-  path = Path(name_or_path).expanduser()
-  if path.is_dir():
-    return path
-  if path.exists():
-    raise UserError(f"{path} is a file; expected a Hugging Face model directory (config.json + weights)")
-  name = str(name_or_path)
-  if name.startswith((".", "/", "~")) or name.count("/") > 1:
-    raise UserError(f"model directory {name} does not exist")
-  if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
-    raise UserError(f"{name} is neither a local directory nor usable offline (HF_HUB_OFFLINE is set); "
-                    "download it elsewhere and pass its directory")
-  try:
-    import huggingface_hub  # pylint: disable=import-outside-toplevel
-  except ImportError as e:
-    raise UserError(f"{name} is not a local directory and huggingface_hub is not installed "
-                    "(pip install huggingface_hub) to download it") from e
-  try:
-    return Path(huggingface_hub.snapshot_download(
-        name, allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model", "*/*.json"]))
-  except Exception as e:  # noqa: BLE001 - network / auth / missing repo: one line for the user.
-    raise UserError(f"could not download {name} from the Hugging Face hub (offline? pass a local model "
-                    f"directory): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+  return weights.resolve_hub_dir(name_or_path, ["*.json", "*.txt", "*.safetensors", "*.model", "*/*.json"])
 
 
 def read_config(model_dir: Path) -> dict[str, Any]:
@@ -142,25 +117,8 @@ def convert(state_dict: Mapping[str, np.ndarray], rules: Sequence[Rule], abstrac
             ignore: Sequence[str] = ()) -> dict[str, Any]:
   """Renames, transposes and checks every key and shape against `abstract_params`; returns device arrays."""
   renamed = rename(state_dict, rules, ignore)
-  expected = traverse_util.flatten_dict(abstract_params)
-  missing = sorted(set(expected) - set(renamed))
-  if missing:
-    names = ", ".join("/".join(p) for p in missing[:5])
-    raise UserError(f"checkpoint lacks {len(missing)} parameter(s) of the model: {names}"
-                    f"{' ...' if len(missing) > 5 else ''}")
-  extra = sorted(set(renamed) - set(expected))
-  if extra:
-    names = ", ".join(renamed[p][0] for p in extra[:5])
-    raise UserError(f"checkpoint has {len(extra)} weight(s) the model does not use: {names}"
-                    f"{' ...' if len(extra) > 5 else ''} (config.json does not match the weights?)")
-  flat = {}
-  for path, leaf in expected.items():
-    key, value = renamed[path]
-    if tuple(value.shape) != tuple(leaf.shape):
-      raise UserError(f"weight {key!r} has shape {tuple(value.shape)} but parameter {'/'.join(path)} "
-                      f"expects {tuple(leaf.shape)} (config.json does not match the weights?)")
-    flat[path] = value.astype(leaf.dtype)
-  return jax.device_put(traverse_util.unflatten_dict(flat))
+  return jax.device_put(weights.validate(renamed, abstract_params,
+                                         hint=" (config.json does not match the weights?)"))
 
 
 def strip_prefix(state_dict: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

@@ -13,9 +13,9 @@ import re
 from typing import Any, Callable, Mapping
 
 import jax
-from flax import traverse_util
 import numpy as np
 
+from jaxsemic import weights
 from jaxsemic.errors import UserError
 from jaxsemic.zoo.cheng2020 import anchor_specs, attention_specs
 from jaxsemic.zoo.config import ZOO_NAMES, ZooConfig
@@ -68,16 +68,9 @@ def family_table(cfg: ZooConfig) -> list[Row]:
 
 # --- layer kinds: (CompressAI suffix, Flax suffix, transform); "?" marks tensors only some layers have -------
 
-def _oihw_to_hwio(w: np.ndarray) -> np.ndarray:
-  return w.transpose(2, 3, 1, 0)
-
-
-def _iohw_to_hwio(w: np.ndarray) -> np.ndarray:
-  return w.transpose(2, 3, 0, 1)
-
-
-def _same(w: np.ndarray) -> np.ndarray:
-  return w
+_oihw_to_hwio = weights.TRANSPOSES["conv"]  # the transposes shared by every importer (jaxsemic.weights)
+_iohw_to_hwio = weights.TRANSPOSES["deconv"]
+_same = weights.TRANSPOSES["id"]
 
 
 def _conv(src: str, dst: str, optional: bool = False) -> list[tuple[str, str, Callable, bool]]:
@@ -152,38 +145,26 @@ def infer_config(arch: str, state: Mapping[str, np.ndarray]) -> ZooConfig:
 def convert(state: Mapping[str, Any], cfg: ZooConfig, abstract: Mapping[str, Any]) -> dict:
   """Flax params for `cfg` from a CompressAI state dict; `abstract` is the model's eval_shape param tree."""
   state = normalise_keys(state)
-  want = {"/".join(str(getattr(k, "key", k)) for k in p): tuple(v.shape)
-          for p, v in jax.tree_util.tree_leaves_with_path(abstract)}
-  flat, used = {}, set()
-  for src, dst, kind in family_table(cfg):
+  want = {"/".join(str(getattr(k, "key", k)) for k in p) for p, _ in jax.tree_util.tree_leaves_with_path(abstract)}
+  renamed, used = {}, set()
+  for src, dst, kind in family_table(cfg):  # rename (this family's table) and transpose
     for s_key, d_key, fn, optional in LAYER_KINDS[kind](src, dst):
-      if d_key not in want and optional:
+      if optional and d_key not in want:
         continue
       if s_key not in state:
-        if optional and d_key not in want:
-          continue
         raise UserError(f"CompressAI {cfg.name} state dict is missing tensor {s_key!r} (for {d_key})")
       value = state[s_key]
       if fn is None:  # the masked conv: apply CompressAI's mask, then OIHW -> HWIO
-        mask = state.get(s_key[:-len("weight")] + "mask", 1.0)
-        value = _oihw_to_hwio(value * mask)
+        value = _oihw_to_hwio(value * state.get(s_key[:-len("weight")] + "mask", 1.0))
       else:
         value = fn(value)
-      if d_key not in want:
-        raise UserError(f"tensor {s_key!r} has no place in a {cfg.name} model (N={cfg.N}, M={cfg.M})")
-      if tuple(value.shape) != want[d_key]:
-        raise UserError(f"tensor {s_key!r} has shape {tuple(state[s_key].shape)}, a {cfg.name} model with "
-                        f"N={cfg.N}, M={cfg.M} needs {want[d_key]} at {d_key}")
-      flat[d_key] = np.ascontiguousarray(value, np.float32)
+      renamed[tuple(d_key.split("/"))] = (s_key, value)
       used.add(s_key)
-  missing = sorted(set(want) - set(flat))
-  if missing:
-    raise UserError(f"no CompressAI tensor provides {missing[0]} ({len(missing)} missing in all)")
   extra = sorted(k for k in state if k not in used and not _BUFFERS.search(k))
   if extra:
     raise UserError(f"unexpected tensor {extra[0]!r} in the state dict ({len(extra)} in all): "
                     f"is --arch {cfg.name} right?")
-  return traverse_util.unflatten_dict(flat, sep="/")
+  return weights.validate(renamed, abstract, hint=f" (a {cfg.name} model with N={cfg.N}, M={cfg.M})")
 
 
 def load_state_dict_file(path: str) -> dict[str, Any]:
