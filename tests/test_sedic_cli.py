@@ -80,6 +80,7 @@ def test_encode_records_rate_control_and_bits_add_up(files, encoded, capsys, tmp
   data = encoded.read_bytes()
   assert again.read_bytes() == data  # deterministic; a third mask file is ignored at J = 2
   assert info["bytes"] == len(data) and info["file"] == "photo.png" and info["J"] == 2
+  assert info["notes"] == ["3 masks for 2 objects kept: the first 2 are used"]
   bits = info["bits"]
   assert bits["total"] == 8 * len(data) == bits["reference"] + bits["text"] + bits["masks"] + bits["header"]
   assert bits["masks"] > 0 and bits["text"] > 0 and bits["reference"] > 0
@@ -177,8 +178,8 @@ def test_missing_inputs_are_one_line_errors(files, capsys, tmp_path):
   base = ["encode", files["image"], "--reference", files["ref"], "--out", out]
   cases = [
       (base + ["--descriptions", tmp_path / "none.jsonl", "--masks", *files["masks"]], "does not exist"),
-      (base + ["--descriptions", files["desc"], "--masks", files["masks"][0]], "3 objects but 1 mask files"),
-      (base + ["--descriptions", files["desc"]], "3 objects but 0 mask files"),
+      (base + ["--descriptions", files["desc"], "--masks", files["masks"][0]], "3 objects kept (--objects 3) but 1 mask files"),
+      (base + ["--descriptions", files["desc"]], "3 objects kept (--objects 3) but 0 mask files"),
       (base + ["--descriptions", files["desc"], "--masks", files["masks"][0], tmp_path / "no.png"],
        "does not exist"),
       (["encode", tmp_path / "no.png", "--descriptions", files["desc"], "--reference", files["ref"], "--out", out],

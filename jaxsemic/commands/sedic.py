@@ -98,9 +98,11 @@ def run_encode(args: argparse.Namespace) -> int:
     if not os.path.isfile(path):
       raise UserError(f"mask file {path} does not exist")
   image = image_io.read_image(args.input, drop_alpha=args.drop_alpha, quiet=args.json)
-  desc = D.read_descriptions(args.descriptions, file=os.path.basename(args.input))
+  desc = D.SidecarDescriber(args.descriptions).describe(args.input)
   kept = D.limit_words(desc, args.objects, args.l_d, args.l_all).objects
-  masks = maskcode.SidecarMasks(args.masks).segment(args.input, [o.name for o in kept], image.shape[:2])
+  if len(args.masks) < len(kept):
+    raise UserError(f"{len(kept)} objects kept (--objects {args.objects}) but {len(args.masks)} mask files (--masks)")
+  masks = [maskcode.read_mask(p) for p in args.masks[:len(kept)]]  # any size: encode resizes them to the image
   notes = []
   if len(args.masks) > len(kept):
     notes.append(f"{len(args.masks)} masks for {len(kept)} objects kept: the first {len(kept)} are used")

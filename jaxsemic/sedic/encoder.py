@@ -39,6 +39,11 @@ def latent_masks(masks: Sequence[np.ndarray] | np.ndarray, j: int, hw: tuple[int
   return np.stack(out) if out else np.zeros((0, *grid), bool)
 
 
+def same_aspect(a: tuple[int, ...], b: tuple[int, ...], tolerance: float = 0.01) -> bool:
+  """Whether two (height, width) sizes have the same aspect ratio within `tolerance` (relative)."""
+  return abs(a[0] * b[1] - a[1] * b[0]) <= tolerance * a[1] * b[0]
+
+
 def encode(image: np.ndarray, descriptions: Descriptions, masks: Sequence[np.ndarray] | np.ndarray | None,
            reference_model: CodecModel, j: int = 3, l_d: int = 30, l_all: int = 50,
            text_model_id: int = textcode.DEFAULT_MODEL) -> tuple[bytes, dict]:
@@ -63,8 +68,10 @@ def encode(image: np.ndarray, descriptions: Descriptions, masks: Sequence[np.nda
   data = container.pack(container.SedicFile(
       ref_model_id=ref.model_id, text_model_id=text_model_id, height=h, width=w, j=n_obj, names_sent=True,
       l_d=l_d, l_all=l_all, ref_streams=ref.streams, text_stream=text_stream, mask_stream=mask_stream))
-  notes = [f"mask {i + 1} ({desc.objects[i].name!r}) is empty on the {grid.shape[2]}x{grid.shape[1]} latent grid"
-           for i in range(n_obj) if not grid[i].any()]
+  notes = [f"mask {i + 1} ({desc.objects[i].name!r}) is {m.shape[1]}x{m.shape[0]}, stretched to the {w}x{h} image"
+           for i, m in enumerate([] if masks is None else list(masks)[:n_obj]) if not same_aspect(m.shape, (h, w))]
+  notes += [f"mask {i + 1} ({desc.objects[i].name!r}) is empty on the {grid.shape[2]}x{grid.shape[1]} latent grid"
+            for i in range(n_obj) if not grid[i].any()]
   info = {"bytes": len(data), "height": h, "width": w, "J": n_obj, "l_d": l_d, "l_all": l_all,
           "reference_model": ref.model_id.hex(), **component_rates(data, h, w), "notes": notes,
           "seconds": time.perf_counter() - start}
