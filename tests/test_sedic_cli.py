@@ -7,6 +7,7 @@ tests/test_sedic_pipeline.py and reuses its compiled steps when both run in one 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -202,3 +203,14 @@ def test_outputs_are_not_overwritten_without_force(files, encoded, capsys):
   code, _, err = _run(capsys, "decode", encoded, "--reference-only", "--reference", files["ref"],
                       "--out", files["image"])
   assert code == 1 and "--force" in err
+
+
+def test_a_file_from_another_reference_model_is_refused(files, encoded, capsys, tmp_path):
+  other = tmp_path / "other"
+  shutil.copytree(files["ref"], other)
+  meta = json.loads((other / "config.json").read_text())
+  meta["model_id"] = "00" * 8
+  (other / "config.json").write_text(json.dumps(meta))
+  code, _, err = _run(capsys, "decode", encoded, "--reference-only", "--reference", other, "--out", tmp_path / "o.png")
+  assert code == 1 and "made with reference model" in err and "not with the given 0000000000000000" in err
+  assert not (tmp_path / "o.png").exists()
