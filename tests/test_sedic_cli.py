@@ -214,3 +214,22 @@ def test_a_file_from_another_reference_model_is_refused(files, encoded, capsys, 
   code, _, err = _run(capsys, "decode", encoded, "--reference-only", "--reference", other, "--out", tmp_path / "o.png")
   assert code == 1 and "made with reference model" in err and "not with the given 0000000000000000" in err
   assert not (tmp_path / "o.png").exists()
+
+
+def test_bits_files_of_the_benchmark_and_of_encode_json(tmp_path):
+  from jaxsemic.errors import UserError
+  from jaxsemic.eval.reconstructions import load_bits
+  row = {"file": "kodim01.png", "height": 512, "width": 768,
+         "bits": {"reference": 7000, "text": 1500, "masks": 800, "header": 272, "total": 9572}}
+  (tmp_path / "table8.json").write_text(json.dumps({"name": "sedic", "images": [row, {**row, "file": "b.png"}]}))
+  (tmp_path / "encode.jsonl").write_text(json.dumps(row) + "\n" + json.dumps({**row, "file": "dir/b.png"}) + "\n")
+  for name in ("table8.json", "encode.jsonl"):
+    bits = load_bits(str(tmp_path / name))
+    assert set(bits) == {"kodim01", "b"}
+    assert bits["kodim01"]["total"] == pytest.approx(9572 / (512 * 768))
+  (tmp_path / "bad.json").write_text(json.dumps({"images": [{"file": "a.png", "bits": {"text": 1}}]}))
+  with pytest.raises(UserError, match="needs \"file\", \"height\", \"width\""):
+    load_bits(str(tmp_path / "bad.json"))
+  (tmp_path / "bad.jsonl").write_text("{}\n{")
+  with pytest.raises(UserError, match="neither JSON nor JSON lines"):
+    load_bits(str(tmp_path / "bad.jsonl"))
