@@ -114,6 +114,7 @@ def _stage_inputs(comp, static, mask, tokens, prompt='red door, a tall door', st
   image, _ = _inputs()
   sampler = sampling.make_sampler(comp.scheduler, static.solver, steps)
   return P.StageInputs(sampler.schedule, ctx[:1], ctx[1:], _reference_latent(comp, image), jnp.asarray(mask),
+                       jnp.asarray(mask),
                        token_weights(tokens, comp.text_length), jnp.asarray(40.0, jnp.float32),
                        jax.random.key(0))
 
@@ -256,9 +257,12 @@ class _CaptureProbs:
 
 
 def _torch_decode(torch, models, image, ids, tokens, masks, noises, cfg, layers):
-  """Algorithm 1 in PyTorch with diffusers' UNet, ControlNet parts, VAE, DDIMScheduler and autograd."""
+  """Algorithm 1 in PyTorch with diffusers' UNet, ControlNet parts, VAE, DDIM / DPM-Solver++ and autograd.
+
+  ids: token ids of the J object prompts, the overall text and the negative prompt.
+  """
   import torch.nn.functional as F  # pylint: disable=import-outside-toplevel
-  from diffusers import DDIMScheduler  # pylint: disable=import-outside-toplevel
+  from diffusers import DDIMScheduler, DPMSolverMultistepScheduler  # pylint: disable=import-outside-toplevel
   from test_diffusion_controlnet import latent_controlnet_reference  # pylint: disable=import-outside-toplevel
   unet, cn, vae, clip = models
   store = {}
@@ -271,17 +275,34 @@ def _torch_decode(torch, models, image, ids, tokens, masks, noises, cfg, layers)
   x = torch.tensor(image).permute(2, 0, 1)[None].float() / 127.5 - 1
   with torch.no_grad():
     cond = encode(x)
-  scheduler = lambda n: DDIMScheduler(beta_schedule='scaled_linear', beta_start=0.00085, beta_end=0.012,
-                                      steps_offset=1, set_alpha_to_one=False, clip_sample=False)
+
+  def scheduler(n):
+    common = dict(beta_schedule='scaled_linear', beta_start=0.00085, beta_end=0.012, steps_offset=1)
+    sched = (DDIMScheduler(set_alpha_to_one=False, clip_sample=False, **common) if cfg.scheduler == 'ddim'
+             else DPMSolverMultistepScheduler(timestep_spacing='leading', **common))
+    sched.set_timesteps(n)
+    return sched
+
+  def step(sched, out, t, z):
+    return sched.step(out, t, z, **({'eta': 0.0} if cfg.scheduler == 'ddim' else {})).prev_sample
+
   sched = scheduler(cfg.object_steps)
-  sched.set_timesteps(cfg.object_steps)
-  background = []
-  for t in sched.timesteps:  # z_{-1}: the reference latent noised to each step's output level, one noise draw
-    prev = int(t) - 1000 // cfg.object_steps
-    a = sched.alphas_cumprod[prev] if prev >= 0 else sched.final_alpha_cumprod
-    background.append(a.sqrt() * cond + (1 - a).sqrt() * noises['background'])
+  background = None
+  if cfg.first_background == 'noised_reference':  # the reference latent noised to each step's output level
+    assert cfg.scheduler == 'ddim'
+    background = []
+    for t in sched.timesteps:
+      prev = int(t) - 1000 // cfg.object_steps
+      a = sched.alphas_cumprod[prev] if prev >= 0 else sched.final_alpha_cumprod
+      background.append(a.sqrt() * cond + (1 - a).sqrt() * noises['background'])
 
   def model(z, t, ctx, cond):
+    if cfg.cfg_scale != 1.0:  # two separate calls (ours batches them)
+      u, c = model_plain(z, t, contexts[-1:], cond), model_plain(z, t, ctx, cond)
+      return u + cfg.cfg_scale * (c - u)
+    return model_plain(z, t, ctx, cond)
+
+  def model_plain(z, t, ctx, cond):
     down, mid = latent_controlnet_reference(cn, z, t, ctx, cond, 1.0)
     return unet(z, t, ctx, down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
 
@@ -300,34 +321,37 @@ def _torch_decode(torch, models, image, ids, tokens, masks, noises, cfg, layers)
   for j, toks in enumerate(tokens):
     ctx, mask = contexts[j:j + 1], torch.tensor(masks[j])
     z, trajectory = noises['objects'][j], []
+    sched = scheduler(cfg.object_steps)
     for i, t in enumerate(sched.timesteps):
       if t > 1000 * cfg.guidance_threshold:
         z = z.detach().requires_grad_(True)
-        model(z, t, ctx, cond)
+        model_plain(z, t, ctx, cond)  # the conditional prompt only
         (grad,) = torch.autograd.grad(energy(mask, toks), z)
         z = (z - cfg.eta * grad).detach()
       with torch.no_grad():
-        z = sched.step(model(z, t, ctx, cond), t, z, eta=0.0).prev_sample
-      z = torch.where(mask[None, None], z, background[i])
+        z = step(sched, model(z, t, ctx, cond), t, z)
+      if background is not None:
+        z = torch.where(mask[None, None], z, background[i])
       trajectory.append(z)
     background = trajectory
     stages.append(z)
     with torch.no_grad():
-      cond = encode(to_image(z))
+      cond = encode(to_image(z)) if cfg.vae_roundtrip else z
   sched = scheduler(cfg.overall_steps)
-  sched.set_timesteps(cfg.overall_steps)
   z = noises['overall']
   with torch.no_grad():
     for t in sched.timesteps:
-      z = sched.step(model(z, t, contexts[-1:], cond), t, z, eta=0.0).prev_sample
+      z = step(sched, model(z, t, contexts[-2:-1], cond), t, z)
   return stages + [z]
 
 
-def test_whole_decode_matches_pytorch_reference():
+@pytest.fixture(scope='module')
+def torch_twins():
+  """Random PyTorch models of the tiny configs and our components with their weights."""
   torch = pytest.importorskip('torch')
   diffusers = pytest.importorskip('diffusers')
   transformers = pytest.importorskip('transformers')
-  from test_diffusion_helpers import flax_params, nchw, nhwc, randomize  # pylint: disable=import-outside-toplevel
+  from test_diffusion_helpers import flax_params, randomize  # pylint: disable=import-outside-toplevel
   from jaxsemic.sedic import components as C  # pylint: disable=import-outside-toplevel
   from jaxsemic.text.clip_text import CLIP_TEXT_IGNORE, CLIP_TEXT_RULES  # pylint: disable=import-outside-toplevel
   from jaxsemic.text.hf_weights import convert  # pylint: disable=import-outside-toplevel
@@ -345,24 +369,42 @@ def test_whole_decode_matches_pytorch_reference():
             'vae': flax_params(fvae, 'vae', vae),
             'text_encoder': convert({k: v.numpy() for k, v in clip.state_dict().items()}, CLIP_TEXT_RULES,
                                     abstract_clip, CLIP_TEXT_IGNORE)}
-  comp = C.tiny_components(params=params)
-  image, masks = _inputs()
-  ours = P.decode(image, TEXTS, masks, comp, CFG, seed=SEED)
+  return torch, (unet, cn, vae, clip), C.tiny_components(params=params)
 
-  prompts = [P.object_prompt(CFG, o) for o in TEXTS.objects] + [TEXTS.overall]
+
+def _compare_with_reference(torch_twins, cfg):
+  """Decode with ours and the PyTorch reference; returns (ours, reference function of a config)."""
+  from test_diffusion_helpers import nchw, nhwc  # pylint: disable=import-outside-toplevel
+  torch, models, comp = torch_twins
+  image, masks = _inputs()
+  ours = P.decode(image, TEXTS, masks, comp, cfg, seed=SEED)
+  prompts = [P.object_prompt(cfg, o) for o in TEXTS.objects] + [TEXTS.overall, cfg.negative_prompt]
   ids, _ = comp.tokenizer.encode(prompts, length=77)
-  tokens = [P.object_tokens(comp, CFG, o) for o in TEXTS.objects]
+  tokens = [P.object_tokens(comp, cfg, o) for o in TEXTS.objects]
   keys = P.stage_keys(SEED, 2)
   shape = (1, 16, 24, 4)
   as_torch = lambda a: torch.tensor(nchw(a))
   noises = {'objects': [as_torch(P.initial_noise(k, shape)) for k in keys['objects']],
             'overall': as_torch(P.initial_noise(keys['overall'], shape)),
             'background': as_torch(P.initial_noise(keys['background'], shape))}
-  reference = functools.partial(_torch_decode, torch, (unet, cn, vae, clip), image, ids, tokens, masks, noises,
+  reference = functools.partial(_torch_decode, torch, models, image, ids, tokens, masks, noises,
                                 layers=P.guidance_layer_names(comp))
-  for stage, want in zip(ours.stages, reference(cfg=CFG)):
+  for stage, want in zip(ours.stages, reference(cfg=cfg)):
     np.testing.assert_allclose(np.asarray(stage.latent), nhwc(want), atol=1e-4, rtol=0, err_msg=stage.name)
+  return ours, reference
+
+
+def test_whole_decode_matches_pytorch_reference(torch_twins):
+  from test_diffusion_helpers import nhwc  # pylint: disable=import-outside-toplevel
+  ours, reference = _compare_with_reference(torch_twins, CFG)
   # The comparison can fail: without guidance (eta 0) the reference lands far away (measured: 2.5, and 1.0 with
   # the token indices off by one, 4.3 with the gradient's sign flipped).
   unguided = reference(cfg=dataclasses.replace(CFG, eta=0.0))
   assert np.abs(np.asarray(ours.latent) - nhwc(unguided[-1])).max() > 1e-2
+
+
+@pytest.mark.slow
+def test_other_options_match_pytorch_reference(torch_twins):
+  """DPM-Solver++, no z_{-1} blend, latent passed on (no VAE round trip), CFG with a negative prompt."""
+  _compare_with_reference(torch_twins, dataclasses.replace(
+      CFG, scheduler='dpm', first_background='none', vae_roundtrip=False, cfg_scale=2.5, negative_prompt='dog'))

@@ -143,7 +143,8 @@ class StageInputs(NamedTuple):
   context: jax.Array  # [1, L, D]
   uncond: jax.Array  # [1, L, D] (used only with CFG)
   cond: jax.Array  # [1, h, w, C] condition latent cf_j
-  mask: jax.Array  # [h, w] bool
+  mask: jax.Array  # [h, w] bool: M_j of eq. 2
+  keep: jax.Array  # [h, w] bool: where eq. 4 keeps this stage's latent (M_j; everywhere when not blending)
   weights: jax.Array  # [L] token weights of eq. 2
   eta: jax.Array  # []
   key: jax.Array  # DDIM eta > 0 noise
@@ -284,7 +285,7 @@ def object_step(modules, static: StepStatic, params, i, state: sampling.State, p
   z, energy = jax.lax.cond(guided, lambda z: guidance_step(modules, static, params, z, t, stage),
                            lambda z: (z, jnp.full((), jnp.nan, z.dtype)), state.z)
   state = _denoise_step(modules, static, params, i, state._replace(z=z), stage)
-  blended = jnp.where(stage.mask[None, :, :, None], state.z, background)  # eq. 4 with a binary M_j
+  blended = jnp.where(stage.keep[None, :, :, None], state.z, background)  # eq. 4 with a binary M_j
   return state._replace(z=blended), (blended, energy)
 
 
@@ -352,7 +353,8 @@ def decode(reference_image: np.ndarray, texts: Texts, masks: np.ndarray, compone
   """Algorithm 1: J object stages then the overall stage; returns the image, latents and stage timings.
 
   reference_image: uint8 [H, W, 3] (the padded reference Ĩ_0); texts: Text_all and the J objects' name and
-  details (`Texts`, or any object with those attributes, e.g. the encoder's descriptions); masks: bool [J, H/8, W/8] on the latent grid. `on_stage(name, num_steps)` is called before each stage and
+  details (`Texts`, or any object with those attributes, e.g. the encoder's descriptions); masks: bool
+  [J, H/8, W/8] on the latent grid. `on_stage(name, num_steps)` is called before each stage and
   may return `on_step(i, state)` for a progress bar.
   """
   cfg.validate()
@@ -399,10 +401,10 @@ def decode(reference_image: np.ndarray, texts: Texts, masks: np.ndarray, compone
   for j, obj in enumerate(objects):
     name = f'object_{j + 1}'
     on_step = on_stage(name, cfg.object_steps) if on_stage else None
-    mask = np.ones_like(masks[j]) if j == 0 and cfg.first_background == 'none' else masks[j]
-    stage = StageInputs(obj_sampler.schedule, contexts[j:j + 1], uncond, cond, jnp.asarray(mask),
-                   token_weights(tokens[j], components.text_length),
-                   jnp.asarray(cfg.eta, jnp.float32), solver_key(keys['objects'][j]))
+    keep = np.ones_like(masks[j]) if j == 0 and cfg.first_background == 'none' else masks[j]
+    stage = StageInputs(obj_sampler.schedule, contexts[j:j + 1], uncond, cond, jnp.asarray(masks[j]),
+                        jnp.asarray(keep), token_weights(tokens[j], components.text_length),
+                        jnp.asarray(cfg.eta, jnp.float32), solver_key(keys['objects'][j]))
     result = _run_stage(object_step, modules, static, params, stage, initial_noise(keys['objects'][j], shape),
                         (jnp.asarray(guided), background), cfg.object_steps, name, on_step)
     background = result.trajectory
@@ -413,8 +415,9 @@ def decode(reference_image: np.ndarray, texts: Texts, masks: np.ndarray, compone
 
   sampler = sampling.make_sampler(components.scheduler, cfg.scheduler, cfg.overall_steps, cfg.ddim_eta)
   on_step = on_stage('overall', cfg.overall_steps) if on_stage else None
-  stage = StageInputs(sampler.schedule, contexts[-2:-1], uncond, cond, jnp.ones((h, w), bool),
-                 jnp.zeros((components.text_length,)), jnp.zeros(()), solver_key(keys['overall']))
+  everywhere = jnp.ones((h, w), bool)
+  stage = StageInputs(sampler.schedule, contexts[-2:-1], uncond, cond, everywhere, everywhere,
+                      jnp.zeros((components.text_length,)), jnp.zeros(()), solver_key(keys['overall']))
   result = _run_stage(overall_step, modules, static, params, stage, initial_noise(keys['overall'], shape), None,
                       cfg.overall_steps, 'overall', on_step)
   t0 = time.perf_counter()
