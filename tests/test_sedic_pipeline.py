@@ -408,3 +408,33 @@ def test_other_options_match_pytorch_reference(torch_twins):
   """DPM-Solver++, no z_{-1} blend, latent passed on (no VAE round trip), CFG with a negative prompt."""
   _compare_with_reference(torch_twins, dataclasses.replace(
       CFG, scheduler='dpm', first_background='none', vae_roundtrip=False, cfg_scale=2.5, negative_prompt='dog'))
+
+
+def test_load_components_from_diffusers_folders_and_ldm_checkpoint(torch_twins, tmp_path):
+  """SD folders + a diffusers or an ldm (DiffBIR) ControlNet load into the parameters the parity test used."""
+  import safetensors.numpy  # pylint: disable=import-outside-toplevel
+  import transformers  # pylint: disable=import-outside-toplevel
+  from diffusers import DDIMScheduler  # pylint: disable=import-outside-toplevel
+  from jaxsemic.diffusion.ldm_controlnet import diffusers_to_ldm  # pylint: disable=import-outside-toplevel
+  from jaxsemic.sedic import components as C  # pylint: disable=import-outside-toplevel
+  _, (unet, cn, vae, clip), comp = torch_twins
+  sd = tmp_path / 'sd'
+  unet.save_pretrained(sd / 'unet')
+  vae.save_pretrained(sd / 'vae')
+  clip.save_pretrained(sd / 'text_encoder')
+  vocab, merges = C.tiny_vocab()
+  transformers.CLIPTokenizer(vocab=vocab, merges=merges).save_pretrained(sd / 'tokenizer')
+  DDIMScheduler(beta_schedule='scaled_linear', beta_start=0.00085, beta_end=0.012, steps_offset=1,
+                set_alpha_to_one=False, clip_sample=False).save_pretrained(sd / 'scheduler')
+  cn.save_pretrained(tmp_path / 'controlnet')
+  ldm = {diffusers_to_ldm(k, C.TINY_UNET['layers_per_block']): v.contiguous().numpy() for k, v in cn.state_dict().items()}
+  safetensors.numpy.save_file(ldm, str(tmp_path / 'irc.safetensors'))
+  for path, fmt in ((tmp_path / 'controlnet', 'diffusers'), (tmp_path / 'irc.safetensors', 'ldm')):
+    loaded = P.load_components(str(sd), str(path), fmt)
+    assert (loaded.unet, loaded.controlnet, loaded.vae, loaded.scheduler) == (
+        comp.unet, comp.controlnet, comp.vae, comp.scheduler)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, loaded.params, comp.params)
+    assert loaded.tokenizer.encode(['red door, a cat'], 77)[0].tolist() == comp.tokenizer.encode(
+        ['red door, a cat'], 77)[0].tolist()
+  with pytest.raises(UserError, match='controlnet format'):
+    P.load_components(str(sd), str(tmp_path / 'controlnet'), 'ckpt')

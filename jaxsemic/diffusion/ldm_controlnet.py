@@ -107,9 +107,13 @@ def _swap_resnet(key: str) -> str:
 
 
 def controlnet_config(unet_config: UNetConfig, latent_channels: int) -> UNetConfig:
-  """The latent ControlNet's config: the UNet's encoder with conv_in on latent + condition channels."""
+  """The latent ControlNet's config: the UNet's encoder with conv_in on latent + condition channels.
+
+  up_block_types is unused by a ControlNet; it gets the value a diffusers ControlNet config leads to, so both
+  loaders build equal modules (and share compiled programs).
+  """
   return dataclasses.replace(unet_config, in_channels=unet_config.in_channels + latent_channels,
-                             conditioning_channels=latent_channels)
+                             conditioning_channels=latent_channels, up_block_types=UNetConfig.up_block_types)
 
 
 def read_ldm_state_dict(path: str) -> dict[str, np.ndarray]:
