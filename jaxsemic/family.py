@@ -12,7 +12,6 @@ padded pixels into sub-streams and back.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 from typing import Any, Callable, Mapping, Sequence
@@ -45,7 +44,7 @@ class Family:
 
 def coder_precision():
   """Context pinning float32 matmuls/convs at full precision, around every jitted call feeding the coder."""
-  return jax.default_matmul_precision(CODER_PRECISION) if CODER_PRECISION else contextlib.nullcontext()
+  return jax.default_matmul_precision(CODER_PRECISION)
 
 
 def variables(params: Mapping[str, Any]) -> dict:

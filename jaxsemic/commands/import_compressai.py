@@ -36,5 +36,5 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({"out": args.out, "model": dict(cfg.to_dict()), "model_id": model_id.hex(),
                       "parameters": int(n)}))
   else:
-    print(f"wrote {args.out}: {cfg.name} N={cfg.N} M={cfg.M}, model {model_id.hex()}, {n:,} parameters")
+    print(f"wrote {args.out}: {args.arch} N={cfg.N} M={cfg.M}, model {model_id.hex()}, {n:,} parameters")
   return 0
