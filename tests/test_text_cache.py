@@ -46,6 +46,10 @@ def test_embed_text_writes_cache(tmp_path, capsys):
   assert cli.main(["embed-text", str(tmp_path / "bad.jsonl"), "--out", str(bad_out)]) == 1
   assert "bad.jsonl:2" in capsys.readouterr().err and not bad_out.exists()
   assert list((tmp_path / "cache").iterdir()) == [out]  # no temp files left behind
+  # --json (one object on stdout) and --text-encoder, the compress command's name for --encoder.
+  assert cli.main(argv + ["--force", "--json", "--text-encoder", str(embed.default_model_dir())]) == 0
+  assert json.loads(capsys.readouterr().out) == {"out": str(out), "images": 3, "captions": 3, "dim": 384,
+                                                 "encoder": cache.load_text_cache_info(out)["encoder"]}
 
 
 def test_cache_rejects_other_files(tmp_path):

@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--beams", type=int, default=1, help="beam width (1 = greedy)")
   parser.add_argument("--batch", type=int, default=8, help="images per jitted call")
   parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+  parser.add_argument("--json", action="store_true", help="print one JSON object with the results")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,5 +57,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"jaxsemic caption: skipped unreadable image {line}", file=sys.stderr)
   with atomic_path(out, args.force) as tmp, open(tmp, "w", encoding="utf-8") as f:
     f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-  print(f"wrote {out}: {len(rows)} captions ({len(skipped)} unreadable images skipped)")
+  if args.json:
+    print(json.dumps({"out": str(out), "captions": len(rows), "skipped": len(skipped)}))
+  else:
+    print(f"wrote {out}: {len(rows)} captions ({len(skipped)} unreadable images skipped)")
   return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--text-encoder", "--encoder", dest="encoder", default=None,
                       help="Hugging Face BERT directory or hub name (default: packaged all-MiniLM-L6-v2)")
   parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+  parser.add_argument("--json", action="store_true", help="print one JSON object with the results")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,5 +50,9 @@ def run(args: argparse.Namespace) -> int:
     vectors[name] = vecs[start:start + len(caps)]
     start += len(caps)
   cache.save_text_cache(out, vectors, encoder=encoder.name, empty=encoder.embed([""])[0], force=args.force)
-  print(f"wrote {out}: {len(vectors)} images, {len(flat)} captions, D={encoder.dim} ({encoder.name})")
+  if args.json:
+    print(json.dumps({"out": str(out), "images": len(vectors), "captions": len(flat), "dim": encoder.dim,
+                      "encoder": encoder.name}))
+  else:
+    print(f"wrote {out}: {len(vectors)} images, {len(flat)} captions, D={encoder.dim} ({encoder.name})")
   return 0
