@@ -5,6 +5,7 @@
   `open()` would give (0666 less the umask), not `mkstemp`'s private 0600.
 - An image file is one whose name ends in one of IMAGE_EXTENSIONS and does not start with "." (macOS `._x.jpg`
   sidecars and other hidden files are not images).
+- Captions come from jsonl sidecars, one reader (`read_captions`) for training, evaluation and the commands.
 """
 
 from __future__ import annotations
@@ -89,3 +90,47 @@ def image_files(folder: str, recursive: bool = False) -> list[str]:
     dirs.sort()
     paths.extend(os.path.join(root, n) for n in names if is_image_name(n))
   return sorted(paths)
+
+
+def read_captions(path: str | os.PathLike, strict: bool = True) -> dict[str, list[str]]:
+  """Caption sidecar lines `{"file": ..., "captions": [...]}` (or `"caption": "..."`) -> {file: [captions]}.
+
+  Files keep their first-seen order; repeated files have their captions merged. strict: a bad line is a
+  UserError naming it (commands, evaluation); otherwise bad lines and lines without captions are skipped
+  (training data folders, where sidecars come from elsewhere).
+  """
+  if not os.path.isfile(path):
+    raise UserError(f"captions file {path} does not exist")
+  out: dict[str, list[str]] = {}
+  with open(path, encoding="utf-8") as f:
+    for n, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        file, caps = _caption_row(line, f"{path}:{n}")
+      except UserError:
+        if strict:
+          raise
+        continue
+      if caps is None:
+        if not strict:
+          continue
+        caps = []
+      out.setdefault(file, []).extend(caps)
+  return out
+
+
+def _caption_row(line: str, where: str) -> tuple[str, list[str] | None]:
+  """(file, captions or None if the line has none) of one jsonl line; UserError if it is malformed."""
+  try:
+    row = json.loads(line)
+  except json.JSONDecodeError as e:
+    raise UserError(f"{where}: not a JSON line ({e.msg})") from e
+  if not isinstance(row, dict) or not isinstance(row.get("file"), str):
+    raise UserError(f"{where}: expected an object with a \"file\" string")
+  caps = row.get("captions", [row["caption"]] if "caption" in row else None)
+  if isinstance(caps, str):
+    caps = [caps]
+  if caps is not None and (not isinstance(caps, list) or not all(isinstance(c, str) for c in caps)):
+    raise UserError(f"{where}: \"captions\" must be a list of strings")
+  return row["file"], caps

@@ -35,3 +35,14 @@ def test_one_rule_for_image_files(tmp_path):
   assert [os.path.basename(p) for p in io.image_files(str(tmp_path))] == ["a.PNG", "b.jpeg", "c.webp"]
   assert [os.path.basename(p) for p in io.image_files(str(tmp_path), recursive=True)] == [
       "a.PNG", "b.jpeg", "c.webp", "g.tif"]
+
+
+def test_one_captions_reader_strict_or_lenient(tmp_path):
+  path = tmp_path / "c.jsonl"
+  path.write_text('{"file": "a.png", "captions": ["x", "y"]}\n{"file": "b.png", "caption": "z"}\n\n'
+                  '{not json\n{"file": "a.png", "captions": ["w"]}\n{"file": "c.png"}\n')
+  with pytest.raises(UserError, match=r"c.jsonl:4: not a JSON line"):
+    io.read_captions(path)
+  assert io.read_captions(path, strict=False) == {"a.png": ["x", "y", "w"], "b.png": ["z"]}
+  with pytest.raises(UserError, match="does not exist"):
+    io.read_captions(tmp_path / "none.jsonl", strict=False)

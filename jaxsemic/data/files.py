@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
@@ -55,24 +54,15 @@ def find_caption_files(root: str) -> list[str]:
 
 
 def load_captions(jsonl_paths: Sequence[str], root: str) -> dict[str, list[str]]:
-  """Reads `{"file", "captions": [...]}` lines; keys are image paths relative to `root`.
+  """Reads caption sidecars (`io.read_captions`, bad lines skipped); keys are image paths relative to `root`.
 
   A line's "file" is relative to the folder holding its jsonl (the COCO / Flickr8k convention).
-  Lines without "file" or "captions" (or that do not parse) are ignored.
   """
   captions: dict[str, list[str]] = {}
   for path in jsonl_paths:
     base = os.path.dirname(os.path.abspath(path))
-    with open(path, encoding="utf-8") as f:
-      for line in f:
-        try:
-          item = json.loads(line)
-        except json.JSONDecodeError:
-          continue
-        if not isinstance(item, dict) or "file" not in item or "captions" not in item:
-          continue
-        key = relative_key(os.path.join(base, item["file"]), root)
-        captions.setdefault(key, []).extend(str(c) for c in item["captions"])
+    for file, caps in io.read_captions(path, strict=False).items():
+      captions.setdefault(relative_key(os.path.join(base, file), root), []).extend(caps)
   return captions
 
 
