@@ -2,6 +2,7 @@
 
 Overrides: `--config.lmbda=0.0075 --config.model.M=192 --config.data.train_dir=...`
 (the config is locked: a misspelt field is an error). Re-running with the same workdir resumes.
+On SIGTERM (preemptible VMs, SLURM time limits) it checkpoints the step reached and exits with status 143.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def main(argv: list[str]) -> None:
     trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     if _CONFIG.value.demo.enabled:
       demo.export_and_roundtrip(_CONFIG.value, _WORKDIR.value)
+  except trainer.Preempted as e:
+    print(f"jaxsemic.train: {e}", file=sys.stderr)
+    sys.exit(trainer.PREEMPTED_EXIT_STATUS)
   except UserError as e:
     print(f"jaxsemic.train: error: {e}", file=sys.stderr)
     sys.exit(1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +25,15 @@ from jaxsemic.training.state import TrainState, create_state, make_optimizer
 from jaxsemic.training.step import LossFn, train_step
 
 CONFIG_FILE = "config.json"
+PREEMPTED_EXIT_STATUS = 143  # 128 + SIGTERM, what schedulers expect from a job that stopped on SIGTERM
+
+
+class Preempted(Exception):
+  """Training stopped on SIGTERM (or the multi-host preemption sync point) after checkpointing `step`."""
+
+  def __init__(self, step: int):
+    super().__init__(f"preempted: checkpoint saved at step {step}; re-run the same command to resume")
+    self.step = step
 
 
 def text_dim_of(model_config: ml_collections.ConfigDict) -> int | None:
@@ -126,6 +137,37 @@ def _any_process(flag: bool) -> bool:
   return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))
 
 
+class _StopSignal:
+  """Records SIGTERM while installed (single process); multi-host runs use orbax's preemption sync point.
+
+  With jax.distributed, JAX's preemption service owns SIGTERM and every process learns of it at the same
+  step through `manager.reached_preemption(step)`; a single process records the signal itself.
+  """
+
+  def __init__(self):
+    self.received, self.previous = False, None
+
+  def install(self) -> None:
+    """Catches SIGTERM from now on (only possible in the main thread of a single-process run)."""
+    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+      self.previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def restore(self) -> None:
+    """Puts back the SIGTERM handler that was there before install()."""
+    if self.previous is not None:
+      signal.signal(signal.SIGTERM, self.previous)
+      self.previous = None
+
+  def _handle(self, signum, frame) -> None:  # pylint: disable=unused-argument
+    self.received = True
+
+  def requested(self, manager, step: int) -> bool:
+    """True once SIGTERM arrived (this process) or the preemption sync point is reached (all processes)."""
+    if jax.process_count() > 1:
+      return manager.reached_preemption(step)
+    return self.received
+
+
 class _NonFiniteGuard:
   """Counts consecutive skipped (NaN/inf) steps from lagged metrics and stops the run when they repeat."""
 
@@ -224,8 +266,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   step = int(sharding.to_host(state.step))
   last, evaluated_at = {}, None
   deadline = time.monotonic() + config.max_train_hours * 3600 if config.max_train_hours else None
+  preempted, stop = False, _StopSignal()
   try:
+    stop.install()  # kept until the last checkpoint is on disk: a second SIGTERM must not cut it short
     while step < config.num_train_steps:
+      if stop.requested(manager, step):
+        log.message(f"stopping at step {step}: SIGTERM (preemption); saving a checkpoint")
+        preempted = True
+        break
       if deadline is not None and _any_process(time.monotonic() > deadline):
         log.message(f"stopping at step {step}: config.max_train_hours={config.max_train_hours} reached")
         break
@@ -241,12 +289,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         last.update(_evaluate(model, state, config, step, log))
         evaluated_at = step
     checkpoint.save(manager, step, state, data_iter)  # the final step, unless just saved
+    if preempted:
+      raise Preempted(step)
     if chief and config.eval.dir and evaluated_at != step:
       last.update(_evaluate(model, state, config, step, log))
   finally:
     manager.wait_until_finished()
     manager.close()
     log.close()
+    stop.restore()
   if window.skipped_files:
     log.message(f"{window.skipped_files} unreadable image reads were skipped during training")
   return last
