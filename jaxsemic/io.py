@@ -27,8 +27,14 @@ def exists_error(path: str | os.PathLike) -> UserError:
   return UserError(f"{path} exists; pass --force to overwrite it")
 
 
-def check_output(path: str | os.PathLike, force: bool, make_parent: bool = False) -> None:
-  """Fails early (before any work) if `path` exists without force, or its folder is missing."""
+def check_output(path: str | os.PathLike, force: bool, make_parent: bool = False,
+                 inputs: tuple[str | os.PathLike, ...] = ()) -> None:
+  """Fails early (before any work) if `path` exists without force, is a directory or one of `inputs` (even with
+  force, after resolving links), or its folder is missing."""
+  if os.path.isdir(path):
+    raise UserError(f"output {path} is a directory; give a file name")
+  if any(os.path.realpath(path) == os.path.realpath(i) for i in inputs):
+    raise UserError(f"output {path} is the input file; refusing to overwrite it (even with --force)")
   if os.path.exists(path) and not force:
     raise exists_error(path)
   parent = os.path.dirname(os.path.abspath(path))

@@ -21,6 +21,7 @@ from jaxsemic.errors import UserError
 
 PAD = 64  # the registered families downsample by 64 in total (g_a by 16, h_a by 4 more)
 DECODE_ERRORS = (ValueError, RuntimeError, OverflowError, IndexError)  # what a corrupt payload raises
+MAX_PIXELS = 64_000_000  # default decode budget: a 50 MP camera photo fits (`decompress --max-pixels`)
 
 
 def padded_size(h: int, w: int, multiple: int = PAD) -> tuple[int, int]:
@@ -78,8 +79,33 @@ def compress(model: CodecModel, image: np.ndarray, text=None) -> tuple[bytes, di
   return outs[0], infos[0]
 
 
-def decompress(model: CodecModel, data: bytes, return_latents: bool = False):
-  """Decodes a .jsc byte string to uint8 [H,W,3] (and y_hat if asked)."""
+def min_stream_bits(model: CodecModel, hp: int, wp: int) -> tuple[float, ...]:
+  """Lower bounds of each sub-stream's size in bits for a padded size, from the tables' cheapest symbols.
+
+  Every family codes sub-stream 0 with the per-channel `z` tables at every position of a grid at least as dense
+  as hp/pad x wp/pad, and any later sub-stream at least one `y` symbol per such position; no symbol costs less
+  than -log2(its table's largest probability). Halved for the coder's re-quantisation, less 64 bits of state.
+  """
+  positions = (hp // model.family.pad) * (wp // model.family.pad)
+  per_position = [float(model.z_coder.min_bits().sum())] + [float(model.y_coder.min_bits().min())] * (
+      model.family.num_streams - 1)
+  return tuple(max(0.0, 0.5 * positions * b - 64.0) for b in per_position)
+
+
+def check_declared_size(model: CodecModel, bs: bitstream.Bitstream, max_pixels: int = MAX_PIXELS) -> None:
+  """Refuses, before any allocation, a header size over the pixel budget or too large for its stream lengths."""
+  if bs.height * bs.width > max_pixels:
+    raise UserError(f".jsc declares a {bs.width}x{bs.height} image ({bs.width * bs.height} pixels), over the "
+                    f"limit of {max_pixels} (--max-pixels)")
+  hp, wp = padded_size(bs.height, bs.width, model.family.pad)
+  for i, (stream, bits) in enumerate(zip(bs.streams, min_stream_bits(model, hp, wp))):
+    if 8 * len(stream) < bits or not stream:
+      raise UserError(f".jsc is corrupt: sub-stream {i} has {len(stream)} bytes, a {bs.width}x{bs.height} image "
+                      f"needs at least {max(4, int(bits // 8))}")
+
+
+def decompress(model: CodecModel, data: bytes, return_latents: bool = False, max_pixels: int = MAX_PIXELS):
+  """Decodes a .jsc byte string to uint8 [H,W,3] (and y_hat if asked); images over `max_pixels` are refused."""
   bs = bitstream.unpack(data)
   if bs.model_id != model.model_id:
     raise UserError(f"this .jsc was made by model {bs.model_id.hex()}, not by the loaded model "
@@ -87,12 +113,15 @@ def decompress(model: CodecModel, data: bytes, return_latents: bool = False):
   n = model.family.num_streams
   if len(bs.streams) != n:
     raise UserError(f".jsc file has {len(bs.streams)} sub-streams, a {model.family.name} model writes {n}")
+  check_declared_size(model, bs, max_pixels)
   hp, wp = padded_size(bs.height, bs.width, model.family.pad)
   try:
     x_hat, y_hat = model.family.decompress(model, bs.streams, hp, wp)
     x_hat = np.asarray(x_hat)[0, :bs.height, :bs.width]
   except DECODE_ERRORS as e:
     raise UserError(f".jsc payload cannot be decoded ({type(e).__name__}: {e})") from e
+  if not (np.isfinite(x_hat).all() and np.isfinite(np.asarray(y_hat)).all()):
+    raise UserError(".jsc payload decodes to non-finite latents or pixels (corrupt, or not made by this model)")
   img = np.round(x_hat * 255.0).astype(np.uint8)
   return (img, np.asarray(y_hat)) if return_latents else img
 

@@ -45,6 +45,8 @@ def unpack(data: bytes) -> Bitstream:
     raise UserError(f".jsc format version {version} is not supported (this jaxsemic reads {VERSION})")
   if zlib.crc32(body) != crc:
     raise UserError(".jsc file is corrupt or truncated (CRC32 mismatch)")
+  if flags != 0:
+    raise UserError(f".jsc header has reserved flag bits set ({flags:#04x}); this jaxsemic writes 0")
   off = _HEADER.size
   if len(body) < off + 4 * n:
     raise UserError(".jsc file is truncated (stream table)")

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("output", help="PNG file to write")
     parser.add_argument("--model", help="model directory (default: $JAXSEMIC_MODEL, else the shipped model "
                         "that wrote the file)")
+    parser.add_argument("--max-pixels", type=int, default=None, help="refuse files declaring a larger image "
+                        "(default: 64000000, enough for 50 MP photos)")
   parser.add_argument("--force", action="store_true", help="overwrite an existing output")
   parser.add_argument("--json", action="store_true", help="print one JSON object with the results")
 
@@ -66,7 +68,7 @@ def _caption_for(args, image_path: str, image) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
   from jaxsemic.codec import api, image_io
-  image_io.check_output(args.output, args.force)
+  image_io.check_output(args.output, args.force, inputs=(args.input,))
   t0 = time.perf_counter()
   if args.command == "compress":
     image = image_io.read_image(args.input, drop_alpha=args.drop_alpha, quiet=args.json)
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     with open(args.input, "rb") as f:
       data = f.read()
     model = _model(args.model, data=data)
-    image = api.decompress(model, data)
+    image = api.decompress(model, data, max_pixels=api.MAX_PIXELS if args.max_pixels is None else args.max_pixels)
     image_io.write_png(args.output, image, args.force)
     h, w = image.shape[:2]
     info = {"bytes": len(data), "bpp": 8.0 * len(data) / (h * w), "height": h, "width": w}

@@ -93,7 +93,7 @@ def run_encode(args: argparse.Namespace) -> int:
   from jaxsemic.codec import image_io
   from jaxsemic.sedic import descriptions as D
   from jaxsemic.sedic import encoder, maskcode
-  image_io.check_output(args.out, args.force)
+  image_io.check_output(args.out, args.force, inputs=(args.input, *args.masks))
   for path in args.masks:
     if not os.path.isfile(path):
       raise UserError(f"mask file {path} does not exist")
@@ -156,7 +156,7 @@ def run_decode(args: argparse.Namespace) -> int:
   from jaxsemic.codec import image_io
   from jaxsemic.sedic import container, encoder
   start = time.perf_counter()
-  image_io.check_output(args.out, args.force)
+  image_io.check_output(args.out, args.force, inputs=(args.input,))
   if args.sd:
     _check_weights(args)
   data = _read(args.input)

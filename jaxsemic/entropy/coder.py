@@ -20,6 +20,18 @@ _NBITS = _model.Uniform(33)
 _BYTE = _model.Uniform(256)
 
 
+class StreamError(ValueError):
+  """A range-coded stream that cannot be decoded with the model's tables (corrupt or not made by this model)."""
+
+
+def _read(decoder, model, count: int) -> np.ndarray:
+  """`count` symbols from a RangeDecoder; constriction's AssertionError on invalid data becomes a StreamError."""
+  try:
+    return np.asarray(decoder.decode(model, count), np.int64)
+  except (AssertionError, ValueError, RuntimeError, OverflowError) as e:  # raised by the Rust extension
+    raise StreamError(f"invalid range-coded data ({str(e).strip() or type(e).__name__})") from e
+
+
 class TableCoder:
   """Encodes and decodes int32 arrays against a `CodingTables` stack (models built once, lazily)."""
 
@@ -31,6 +43,10 @@ class TableCoder:
     n = int(self.tables.length[k])
     probs = self.tables.pmf[k, :n].astype(np.float64) / float(1 << PRECISION)
     return _model.Categorical(probs, perfect=False)
+
+  def min_bits(self) -> np.ndarray:
+    """The fewest bits any one symbol can cost with each table, -log2(max pmf) [T] (a lower bound of its size)."""
+    return -np.log2(self.tables.pmf.max(axis=1).astype(np.float64) / float(1 << PRECISION))
 
   def encode(self, encoder, values: np.ndarray, indexes: np.ndarray) -> None:
     """Appends `values` (any shape) coded with table `indexes` (same shape) to a RangeEncoder."""
@@ -53,7 +69,7 @@ class TableCoder:
     out = np.zeros(indexes.shape, np.int64)
     for k, pos in _groups(indexes):
       n = int(self.tables.length[k])
-      sym = np.asarray(decoder.decode(self._categorical(int(k)), len(pos)), np.int64)
+      sym = _read(decoder, self._categorical(int(k)), len(pos))
       vals = sym + int(self.tables.offset[k])
       escaped = sym == n - 1
       if escaped.any():
@@ -89,10 +105,10 @@ def _encode_raw(encoder, values: np.ndarray) -> None:
 
 
 def _decode_raw(decoder, count: int) -> np.ndarray:
-  nbits = np.asarray(decoder.decode(_NBITS, count), np.int64)
+  nbits = _read(decoder, _NBITS, count)
   nchunks = (nbits + 7) // 8
   total = int(nchunks.sum())
-  chunks = np.asarray(decoder.decode(_BYTE, total), np.int64) if total else np.zeros(0, np.int64)
+  chunks = _read(decoder, _BYTE, total) if total else np.zeros(0, np.int64)
   out, i = [], 0
   for c in nchunks:
     u = sum(int(chunks[i + j]) << (8 * j) for j in range(int(c)))
@@ -114,5 +130,5 @@ def finish(encoder) -> bytes:
 def new_decoder(data: bytes):
   """A range decoder over bytes produced by `finish`."""
   if len(data) % 4:
-    raise ValueError("range-coded stream length is not a multiple of 4 bytes")
+    raise StreamError("range-coded stream length is not a multiple of 4 bytes")
   return constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
