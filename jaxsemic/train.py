@@ -2,6 +2,7 @@
 
 Overrides: `--config.lmbda=0.0075 --config.model.M=192 --config.data.train_dir=...`
 (the config is locked: a misspelt field is an error). Re-running with the same workdir resumes.
+`--config.dry_run=True` compiles one step and prints memory and FLOPs per device without training.
 On SIGTERM (preemptible VMs, SLURM time limits) it checkpoints the step reached and exits with status 143.
 """
 
@@ -24,8 +25,11 @@ def main(argv: list[str]) -> None:
   del argv
   if not flags.FLAGS["verbosity"].present:  # orbax and grain log every save at INFO: keep the console readable
     logging.set_verbosity(logging.WARNING)
-  from jaxsemic.training import demo, trainer  # pylint: disable=import-outside-toplevel
+  from jaxsemic.training import demo, dry_run, trainer  # pylint: disable=import-outside-toplevel
   try:
+    if _CONFIG.value.dry_run:
+      dry_run.dry_run(_CONFIG.value)
+      return
     trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     if _CONFIG.value.demo.enabled:
       demo.export_and_roundtrip(_CONFIG.value, _WORKDIR.value)

@@ -14,7 +14,10 @@ zone=${2:?usage: launch/tpu_pod.sh TPU_NAME ZONE CONFIG WORKDIR [overrides...]}
 config=${3:?usage: launch/tpu_pod.sh TPU_NAME ZONE CONFIG WORKDIR [overrides...]}
 workdir=${4:?usage: launch/tpu_pod.sh TPU_NAME ZONE CONFIG WORKDIR [overrides...]}
 shift 4
+# --dry-run (anywhere among the overrides): compile one step, print memory/FLOPs per device, no training.
+args=()
+for a in "$@"; do [[ $a == --dry-run ]] && a=--config.dry_run=True; args+=("$a"); done
 repo=${JAXSEMIC_REPO:-~/jaxsemic}
-overrides=$(printf ' %q' "$@")
+overrides=$(printf ' %q' ${args[@]+"${args[@]}"})
 gcloud compute tpus tpu-vm ssh "$tpu" --zone="$zone" --worker=all --command \
   "cd $repo && JAXSEMIC_DISTRIBUTED=1 python -m jaxsemic.train --config=$config --workdir=$workdir$overrides"

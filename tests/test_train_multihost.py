@@ -26,23 +26,25 @@ print(json.dumps({"process": jax.process_index(), "count": jax.process_count(),
 """
 
 
-def _free_port() -> int:
+def free_port() -> int:
+  """A TCP port free on localhost (for the jax.distributed coordinator)."""
   with socket.socket() as s:
     s.bind(("localhost", 0))
     return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_processes_train_together(tmp_path):
-  data = write_images(str(tmp_path / "data"), count=6)
-  workdir = str(tmp_path / "run")
-  port = _free_port()
+def run_two_processes(args: list[str], cwd: str | None = None, **env: str) -> list[str]:
+  """Runs `python -c *args` as processes 0 and 1 of a jax.distributed job on localhost; their outputs.
+
+  Fails the calling test unless both exit 0.
+  """
+  port = free_port()
   procs = []
   for pid in range(2):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COORDINATOR_ADDRESS=f"localhost:{port}",
-               JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(pid),
-               PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
-    procs.append(subprocess.Popen([sys.executable, "-c", _RUN, data, workdir], env=env,
+    full_env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COORDINATOR_ADDRESS=f"localhost:{port}",
+                    JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(pid),
+                    PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]), **env)
+    procs.append(subprocess.Popen([sys.executable, "-c", *args], env=full_env, cwd=cwd,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
   outs = []
   try:
@@ -54,6 +56,14 @@ def test_two_processes_train_together(tmp_path):
         p.kill()
   for p, out in zip(procs, outs):
     assert p.returncode == 0, out[-3000:]
+  return outs
+
+
+@pytest.mark.slow
+def test_two_processes_train_together(tmp_path):
+  data = write_images(str(tmp_path / "data"), count=6)
+  workdir = str(tmp_path / "run")
+  outs = run_two_processes([_RUN, data, workdir])
   import json  # pylint: disable=import-outside-toplevel
   results = [json.loads(out.strip().splitlines()[-1]) for out in outs]
   assert sorted(r["process"] for r in results) == [0, 1]

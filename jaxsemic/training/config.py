@@ -28,6 +28,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.grad_clip = 1.0  # global-norm clipping; 0 disables
   c.max_nonfinite_steps = 5  # stop after this many NaN/inf steps in a row
   c.max_train_hours = 0.0  # > 0: stop (with a checkpoint) once this much wall time has passed
+  c.dry_run = False  # build mesh, shardings, state shapes, data shard, compile one step; print; no training
   c.init_from = ""  # a model directory (`jaxsemic export` / `import-compressai`) to fine-tune from
 
   c.log_every = 50

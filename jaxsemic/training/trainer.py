@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -214,6 +214,37 @@ class _MetricWindow:
     self.rows.append(done)
 
 
+class Run(NamedTuple):
+  """What a run is built from before any state exists: mesh, model, optimizer, abstract state, data."""
+  mesh: jax.sharding.Mesh
+  model: nn.Module
+  loss_fn: LossFn
+  optimizer: Any
+  init: Callable[[], TrainState]
+  abstract: TrainState  # ShapeDtypeStructs of the initial state
+  state_shardings: Any
+  train_set: pipeline.TrainSet
+  loader: Any  # this process's grain.DataLoader
+
+
+def build(config: ml_collections.ConfigDict, model: nn.Module | None = None,
+          loss_fn: LossFn | None = None) -> Run:
+  """The mesh over all devices, the model and loss (registry defaults), optimizer, shapes and data shard."""
+  mesh = sharding.make_mesh()
+  sharding.check_batch_size(config.batch_size, mesh)
+  train_set = pipeline.find_train_set(config.data, text_dim_of(config.model))
+  loader = pipeline.make_train_loader(config, train_set, process_index=jax.process_index(),
+                                      process_count=jax.process_count())
+  if model is None or loss_fn is None:
+    default_model, default_loss = default_model_and_loss(config)
+    model, loss_fn = model or default_model, loss_fn or default_loss
+  optimizer = make_optimizer(config)
+  init = init_state_fn(model, optimizer, config, config.seed)
+  abstract = jax.eval_shape(init)
+  state_shardings = sharding.tree_shardings(abstract, sharding.replicated(mesh))
+  return Run(mesh, model, loss_fn, optimizer, init, abstract, state_shardings, train_set, loader)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        model: nn.Module | None = None,
                        loss_fn: LossFn | None = None) -> dict[str, float]:
@@ -226,27 +257,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   chief = jax.process_index() == 0
   if chief:
     write_config(workdir, config)
-  mesh = sharding.make_mesh()
-  sharding.check_batch_size(config.batch_size, mesh)
+  run = build(config, model, loss_fn)
+  mesh, model, loss_fn, optimizer = run.mesh, run.model, run.loss_fn, run.optimizer
+  init, abstract, state_shardings, train_set = run.init, run.abstract, run.state_shardings, run.train_set
   log = MetricLogger(workdir, config.num_train_steps, enabled=chief)
-
-  train_set = pipeline.find_train_set(config.data, text_dim_of(config.model))
   log.message(f"{len(train_set.paths)} training images"
               + (f" ({train_set.num_small_skipped} smaller than the crop skipped)"
                  if train_set.num_small_skipped else "")
               + f"; {jax.process_count()} process(es), {jax.device_count()} device(s)")
-  loader = pipeline.make_train_loader(config, train_set, process_index=jax.process_index(),
-                                      process_count=jax.process_count())
-  data_iter = iter(loader)
-  if model is None or loss_fn is None:
-    default_model, default_loss = default_model_and_loss(config)
-    model, loss_fn = model or default_model, loss_fn or default_loss
-
-  optimizer = make_optimizer(config)
+  data_iter = iter(run.loader)
   train_rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
-  init = init_state_fn(model, optimizer, config, config.seed)
-  abstract = jax.eval_shape(init)
-  state_shardings = sharding.tree_shardings(abstract, sharding.replicated(mesh))
   manager = checkpoint.make_manager(workdir, config)
   state = checkpoint.restore_latest(
       manager, checkpoint.abstract_with_shardings(abstract, state_shardings), data_iter)
