@@ -17,9 +17,21 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+from etils import epath
+
 from jaxsemic.errors import UserError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def is_remote(path: str | os.PathLike) -> bool:
+  """True for a URL-style path such as gs://bucket/dir (anything with a scheme)."""
+  return "://" in os.fspath(path)
+
+
+def as_epath(path: str | os.PathLike) -> epath.Path:
+  """`path` as an etils.epath.Path (orbax's path type): remote schemes as given, local paths absolute."""
+  return epath.Path(path) if is_remote(path) else epath.Path(os.path.abspath(os.fspath(path)))
 
 
 def exists_error(path: str | os.PathLike) -> UserError:

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import grain
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from etils import epath
+
+from jaxsemic import io
 
 CHECKPOINT_SUBDIR = "checkpoints"
+
+
+def checkpoint_dir(workdir: str) -> epath.Path:
+  """The checkpoint folder of a (local or gs://...) training workdir."""
+  return io.as_epath(workdir) / CHECKPOINT_SUBDIR
 
 
 def make_manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
   """A manager keeping the last config.keep_checkpoints checkpoints (saves are written asynchronously)."""
   options = ocp.CheckpointManagerOptions(
       max_to_keep=config.keep_checkpoints, create=True, enable_async_checkpointing=True)
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), CHECKPOINT_SUBDIR),
-                               options=options)
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any,
@@ -50,7 +56,7 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any,
 
 def restore_params(workdir: str, abstract_state: Any, step: int | None = None) -> tuple[Any, int]:
   """(params, step) of a checkpoint in `workdir` (latest by default), without the data iterator."""
-  path = os.path.join(os.path.abspath(workdir), CHECKPOINT_SUBDIR)
+  path = checkpoint_dir(workdir)
   with ocp.CheckpointManager(path, options=ocp.CheckpointManagerOptions(create=False)) as manager:
     step = manager.latest_step() if step is None else step
     if step is None:

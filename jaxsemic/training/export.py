@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import jax
 
 from jaxsemic import io
@@ -30,7 +28,7 @@ def latest_params(workdir: str):
 def export_model(workdir: str, out_dir: str, *, force: bool = False) -> int:
   """Writes the newest checkpoint's inference model to `out_dir`; returns the checkpoint's step."""
   from jaxsemic.codec import model_io  # pylint: disable=import-outside-toplevel
-  if os.path.exists(out_dir) and not force:
+  if io.as_epath(out_dir).exists() and not force:
     raise io.exists_error(out_dir)
   model_config, params, step = latest_params(workdir)
   model_io.save_model(out_dir, params, model_config, force=force)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import signal
 import threading
 import time
@@ -17,6 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxsemic import io
 from jaxsemic.data import pipeline, text_vectors
 from jaxsemic.errors import UserError
 from jaxsemic.training import checkpoint, distributed, evaluate, sharding
@@ -88,21 +88,19 @@ def make_sharded_step(model: nn.Module, optimizer, loss_fn: LossFn, lmbda: float
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
-  """Saves the run's config as JSON (what `jaxsemic export` reads the model config from)."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write(config.to_json_best_effort(indent=2))
-  os.replace(tmp, path)
+  """Saves the run's config as JSON (what `jaxsemic export` reads the model config from); local or gs://."""
+  path = io.as_epath(workdir) / CONFIG_FILE
+  tmp = path.with_name(CONFIG_FILE + ".tmp")  # written whole, then moved over the old one
+  tmp.write_text(config.to_json_best_effort(indent=2), encoding="utf-8")
+  tmp.replace(path)
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run in `workdir` was started with."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
+  """The config a run in `workdir` (local or gs://) was started with."""
+  path = io.as_epath(workdir) / CONFIG_FILE
+  if not path.exists():
     raise UserError(f"no training run in {workdir} ({CONFIG_FILE} not found)")
-  with open(path, encoding="utf-8") as f:
-    return ml_collections.ConfigDict(json.load(f))
+  return ml_collections.ConfigDict(json.loads(path.read_text(encoding="utf-8")))
 
 
 def eval_text_lookup(config: ml_collections.ConfigDict) -> Callable[[str], np.ndarray | None]:
@@ -253,7 +251,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   Returns the last logged training metrics (and eval metrics, prefixed eval_).
   """
   distributed.initialize()
-  os.makedirs(workdir, exist_ok=True)
+  io.as_epath(workdir).mkdir(parents=True, exist_ok=True)
   chief = jax.process_index() == 0
   if chief:
     write_config(workdir, config)

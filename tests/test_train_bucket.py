@@ -1,0 +1,61 @@
+"""gs:// workdirs: paths go through etils.epath (a mocked bucket backed by a local folder), never os.path."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from etils import epath
+from etils.epath import testing as epath_testing
+
+from jaxsemic import io
+from jaxsemic.errors import UserError
+from jaxsemic.training import checkpoint, export, trainer
+from jaxsemic.training.config import base_config
+
+
+@pytest.fixture
+def bucket(tmp_path, monkeypatch):
+  """Every gs://X path maps to tmp_path/bucket/X for epath's file operations; yields that folder."""
+  root = tmp_path / "bucket"
+  root.mkdir()
+  monkeypatch.chdir(tmp_path)  # a path mistaken for a local one would appear here as 'gs:'
+
+  def local(p):
+    s = os.fspath(p)
+    return str(root / s[len("gs://"):]) if s.startswith("gs://") else p
+
+  def mapped(original, *args, **kwargs):
+    return original(*[local(a) if isinstance(a, (str, os.PathLike)) else a for a in args], **kwargs)
+
+  names = ("copy", "exists", "glob", "isdir", "listdir", "makedirs", "mkdir", "open", "remove", "rename",
+           "replace", "rmtree", "stat", "walk")
+  with epath_testing.mock_epath(**dict.fromkeys(names, mapped)):
+    yield root
+  assert not (tmp_path / "gs:").exists()
+
+
+def test_remote_paths_keep_their_scheme_and_local_ones_become_absolute(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  assert str(checkpoint.checkpoint_dir("gs://b/runs/x")) == "gs://b/runs/x/checkpoints"
+  assert str(checkpoint.checkpoint_dir("runs/x")) == str(tmp_path / "runs" / "x" / "checkpoints")
+  assert io.is_remote("gs://b/x") and not io.is_remote("runs/x")
+  assert isinstance(io.as_epath("gs://b/x"), epath.Path)
+
+
+def test_config_json_is_written_to_and_read_from_the_bucket(bucket):
+  config = base_config()
+  config.lmbda = 0.03
+  io.as_epath("gs://b/runs/x").mkdir(parents=True, exist_ok=True)
+  trainer.write_config("gs://b/runs/x", config)
+  assert (bucket / "b" / "runs" / "x" / trainer.CONFIG_FILE).is_file()
+  assert not (bucket / "b" / "runs" / "x" / (trainer.CONFIG_FILE + ".tmp")).exists()
+  assert trainer.read_config("gs://b/runs/x").lmbda == 0.03
+  with pytest.raises(UserError, match="no training run in gs://b/runs/y"):
+    trainer.read_config("gs://b/runs/y")
+
+
+def test_export_refuses_an_existing_bucket_folder_without_force(bucket):
+  (bucket / "b" / "model").mkdir(parents=True)
+  with pytest.raises(UserError, match="gs://b/model exists; pass --force"):
+    export.export_model("gs://b/run", "gs://b/model")
