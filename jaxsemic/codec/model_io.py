@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from typing import Any, Mapping
 
 import jax
@@ -59,6 +60,14 @@ def make_coding_tables(params: Mapping[str, Any], cfg: Any = registry.DEFAULT) -
   return registry.family(cfg).make_coding_tables(params)
 
 
+def check_finite(params: Mapping[str, Any], what: str = "parameter") -> None:
+  """UserError naming the first tensor with a NaN or infinite value."""
+  for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+    a = np.asarray(leaf)
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+      raise UserError(f"{what} {jax.tree_util.keystr(path)} has {int((~np.isfinite(a)).sum())} non-finite values")
+
+
 def compute_model_id(config: Mapping[str, Any], params: Mapping[str, Any],
                      tables: Mapping[str, np.ndarray]) -> bytes:
   """8-byte fingerprint of everything the decoder depends on (config, params, tables)."""
@@ -82,6 +91,7 @@ def save_model(out_dir: str, params: Mapping[str, Any], model_config: Any, *, fo
   cfg = registry.config_from_any(model_config)
   params = jax.tree.map(lambda a: np.asarray(a, np.float32), _unwrap(params))
   check_params(params, abstract_params(cfg))
+  check_finite(params)
   out_dir = os.path.abspath(out_dir)
   if os.path.exists(out_dir) and not force:
     raise io.exists_error(out_dir)
@@ -186,7 +196,16 @@ def load_model(path: str) -> CodecModel:
         params = ckptr.restore(os.path.join(path, "params"), abstract_params(cfg))
     with np.load(os.path.join(path, "tables.npz")) as z:
       tables = {k: z[k] for k in z.files}
-  except (OSError, ValueError, KeyError, FileNotFoundError) as e:
+  except (OSError, ValueError, KeyError, FileNotFoundError, zipfile.BadZipFile) as e:
     raise UserError(f"cannot load model from {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from e
   params = jax.tree.map(np.asarray, params)
-  return CodecModel(cfg, params, tables, bytes.fromhex(meta["model_id"]), path, meta.get("metadata", {}))
+  check_finite(params, f"{path}: parameter")
+  check_finite(tables, f"{path}: table")
+  try:
+    model_id = bytes.fromhex(str(meta.get("model_id", "")))
+  except ValueError:
+    model_id = b""
+  if compute_model_id(cfg.to_dict(), params, tables) != model_id:  # ~1 s per 50M parameters
+    raise UserError(f"{path} is damaged: its params, tables.npz or config.json no longer give the model id "
+                    f"{model_id.hex() or '(missing)'} recorded in config.json")
+  return CodecModel(cfg, params, tables, model_id, path, meta.get("metadata", {}))

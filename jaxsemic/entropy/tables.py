@@ -15,9 +15,11 @@ from typing import Mapping
 import numpy as np
 
 from jaxsemic.entropy import factorized
+from jaxsemic.errors import UserError
 
 PRECISION = 16
 TAIL_MASS = 1e-9
+MAX_SUPPORT = 1 << 16  # a table spanning more symbols than this comes from broken parameters
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +74,8 @@ def gaussian_tables(scale_table: np.ndarray, tail_mass: float = TAIL_MASS) -> Co
   multiplier = _inverse_std_cdf_upper(tail_mass / 2)
   pmfs, offsets = [], []
   for s in np.asarray(scale_table, np.float64):
+    if not (np.isfinite(s) and 0 < s * multiplier < MAX_SUPPORT / 2):
+      raise UserError(f"scale table entry {s} is not a usable Gaussian scale")
     c = int(math.ceil(s * multiplier))
     v = np.arange(-c, c + 1, dtype=np.float64)
     upper = np.array([_std_cdf((x + 0.5) / s) for x in v])
@@ -86,6 +90,9 @@ def gaussian_tables(scale_table: np.ndarray, tail_mass: float = TAIL_MASS) -> Co
 def factorized_tables(density: Mapping[str, np.ndarray], tail_mass: float = TAIL_MASS) -> CodingTables:
   """One table per channel of the deep factorized prior, over [floor(q_tail), ceil(q_{1-tail})]."""
   params = {k: np.asarray(v, np.float64) for k, v in density.items()}
+  for k, v in params.items():
+    if not np.isfinite(v).all():
+      raise UserError(f"entropy bottleneck parameter {k} has {int((~np.isfinite(v)).sum())} non-finite values")
   channels = params["matrix0"].shape[0]
   target = math.log(tail_mass / 2) - math.log1p(-tail_mass / 2)  # logit(tail/2)
   lo = _bisect(params, np.full(channels, target), channels)
@@ -93,6 +100,9 @@ def factorized_tables(density: Mapping[str, np.ndarray], tail_mass: float = TAIL
   pmfs, offsets = [], []
   for c in range(channels):
     p_c = {k: v[c:c + 1] for k, v in params.items()}
+    if not (np.isfinite(lo[c]) and np.isfinite(hi[c]) and hi[c] - lo[c] < MAX_SUPPORT):
+      raise UserError(f"entropy bottleneck channel {c}: its coding range [{lo[c]:.3g}, {hi[c]:.3g}] is not "
+                      f"bounded within {MAX_SUPPORT} symbols (broken parameters)")
     mn, mx = int(math.floor(lo[c])), int(math.ceil(hi[c]))
     v = np.arange(mn, mx + 1, dtype=np.float64)[None]
     lower = factorized.logits_cdf(p_c, v - 0.5, xp=np)[0]
