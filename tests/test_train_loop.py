@@ -44,6 +44,32 @@ def test_repeated_nan_loss_stops_the_run(tmp_path, capsys):
   assert "update skipped (1 in a row)" in capsys.readouterr().err
 
 
+class _Clock:
+  """A trainer-only stand-in for the time module whose monotonic() advances one hour per call."""
+
+  def __init__(self):
+    self.now = 0.0
+
+  def monotonic(self) -> float:
+    self.now += 3600.0
+    return self.now
+
+
+@pytest.mark.slow
+def test_max_train_hours_stops_with_a_checkpoint_at_the_step_reached(tmp_path, monkeypatch, capsys):
+  from jaxsemic.training import checkpoint  # pylint: disable=import-outside-toplevel
+  data = write_images(str(tmp_path / "data"), count=4)
+  config = tiny_train_config(data, num_train_steps=10, checkpoint_every=100, log_every=100,
+                             batch_size=2, max_train_hours=2.5)
+  monkeypatch.setattr(trainer, "time", _Clock())  # deadline at call 1 + 2.5 h: steps run at calls 2, 3
+  trainer.train_and_evaluate(config, str(tmp_path / "run"), model=standin_for(config),
+                             loss_fn=standin_loss)
+  assert "stopping at step 2: config.max_train_hours=2.5 reached" in capsys.readouterr().err
+  manager = checkpoint.make_manager(str(tmp_path / "run"), config)
+  assert manager.all_steps() == [2]
+  manager.close()
+
+
 def _train_cli(*args: str) -> subprocess.CompletedProcess:
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
   return subprocess.run([sys.executable, "-m", "jaxsemic.train", *args], env=env, cwd=ROOT,
