@@ -6,7 +6,7 @@ import os
 import sys
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from jaxsemic import io
 from jaxsemic.errors import UserError
@@ -25,18 +25,40 @@ def _to_uint8(a: np.ndarray) -> np.ndarray:
   raise UserError(f"unsupported sample type {a.dtype}")
 
 
+def _float_to_uint8(a: np.ndarray, path: str) -> tuple[np.ndarray, str]:
+  """Float samples mapped by their range: [0, 1] scaled by 255, [0, 255] rounded; anything else refused."""
+  if not np.isfinite(a).all():
+    raise UserError(f"{path} has non-finite float samples")
+  lo, hi = float(a.min(initial=0.0)), float(a.max(initial=0.0))
+  if lo >= 0 and hi <= 1:
+    return np.round(a * 255.0).astype(np.uint8), "float samples in [0, 1] scaled by 255"
+  if lo >= 0 and hi <= 255:
+    return np.round(a).astype(np.uint8), "float samples in [0, 255] rounded"
+  raise UserError(f"{path} has float samples in [{lo:g}, {hi:g}]; convert it to 8 or 16 bits with a chosen range")
+
+
 def read_image(path: str, *, drop_alpha: bool = False, quiet: bool = False) -> np.ndarray:
   """Any Pillow-readable image -> uint8 [H, W, 3].
 
-  Conversions: grayscale is replicated to three channels; 16-bit samples are rounded to 8 bits (v / 257);
-  palette images are expanded; an alpha channel that is fully opaque is dropped with a note, a
+  Conversions: the EXIF orientation is applied (as viewers do); a multi-frame file (animated GIF, TIFF pages)
+  gives its first frame; grayscale is replicated to three channels; 16-bit samples are rounded to 8 bits
+  (v / 257); float samples are mapped by their range (`_float_to_uint8`); palette images are expanded; an alpha channel that is fully opaque is dropped with a note, a
   non-opaque one is refused unless `drop_alpha` (then it is discarded, not composited).
   """
   if not os.path.isfile(path):
     raise UserError(f"input not found: {path}")
+  notes = []
   try:
     with Image.open(path) as im:
+      frames = getattr(im, "n_frames", 1)
+      if frames > 1:
+        im.seek(0)
+        notes.append(f"{frames} frames, coding the first")
       im.load()
+      orientation = im.getexif().get(0x0112, 1)
+      if orientation not in (None, 1):
+        im = ImageOps.exif_transpose(im)
+        notes.append(f"EXIF orientation {orientation} applied")
       mode = im.mode
       if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -48,7 +70,10 @@ def read_image(path: str, *, drop_alpha: bool = False, quiet: bool = False) -> n
         a = _to_uint8(a if a.dtype != np.int32 else a.astype(np.uint32))
       elif mode in ("RGB", "RGBA", "L", "LA", "1"):
         a = np.asarray(im)
-      elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "F", "RGBX", "RGBa", "La", "PA"):
+      elif mode == "F":
+        a, note = _float_to_uint8(np.asarray(im, np.float64), path)
+        notes.append(note)
+      elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa", "La", "PA"):
         a = np.asarray(im.convert("RGBA" if "A" in mode or "a" in mode else "RGB"))
       else:
         a = np.asarray(im.convert("RGB"))
@@ -56,6 +81,8 @@ def read_image(path: str, *, drop_alpha: bool = False, quiet: bool = False) -> n
     raise
   except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
     raise UserError(f"cannot read image {path}: {type(e).__name__}: {e}") from e
+  if notes and not quiet:
+    print(f"note: {path}: {'; '.join(notes)}", file=sys.stderr)
   if a.dtype == bool:
     a = a.astype(np.uint8) * 255
   a = _to_uint8(a)
