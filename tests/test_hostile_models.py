@@ -67,3 +67,13 @@ def test_table_search_refuses_broken_density_quickly(tiny_params):
     assert time.perf_counter() - t0 < 1.0
   with pytest.raises(UserError, match="scale"):
     tables_lib.gaussian_tables(np.array([0.11, np.inf]))
+
+
+def test_config_that_no_longer_matches_the_params_is_refused(tiny_model_dir, tmp_path):
+  d = _copy(tiny_model_dir, tmp_path, "n")
+  meta = json.loads((d / "config.json").read_text())
+  meta["model"]["N"] = meta["model"]["N"] + 8
+  (d / "config.json").write_text(json.dumps(meta))
+  with pytest.raises(UserError) as e:
+    model_io.load_model(str(d))
+  assert "\n" not in str(e.value)

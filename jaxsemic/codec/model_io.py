@@ -199,6 +199,7 @@ def load_model(path: str) -> CodecModel:
   except (OSError, ValueError, KeyError, FileNotFoundError, zipfile.BadZipFile) as e:
     raise UserError(f"cannot load model from {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from e
   params = jax.tree.map(np.asarray, params)
+  check_params(params, abstract_params(cfg))  # a config.json whose sizes no longer match the params
   check_finite(params, f"{path}: parameter")
   check_finite(tables, f"{path}: table")
   try:
