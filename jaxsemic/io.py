@@ -34,6 +34,16 @@ def as_epath(path: str | os.PathLike) -> epath.Path:
   return epath.Path(path) if is_remote(path) else epath.Path(os.path.abspath(os.fspath(path)))
 
 
+def copy_tree(src: epath.Path, dst: epath.Path) -> None:
+  """Copies folder `src` to `dst` file by file (local <-> bucket); config.json files last, as load reads them first."""
+  dst.mkdir(parents=True, exist_ok=True)
+  for child in sorted(src.iterdir(), key=lambda c: (c.name == "config.json", c.name)):
+    if child.is_dir():
+      copy_tree(child, dst / child.name)
+    else:
+      (dst / child.name).write_bytes(child.read_bytes())
+
+
 def exists_error(path: str | os.PathLike) -> UserError:
   """The one error for an existing output."""
   return UserError(f"{path} exists; pass --force to overwrite it")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 from etils import epath
 from etils.epath import testing as epath_testing
@@ -59,3 +60,23 @@ def test_export_refuses_an_existing_bucket_folder_without_force(bucket):
   (bucket / "b" / "model").mkdir(parents=True)
   with pytest.raises(UserError, match="gs://b/model exists; pass --force"):
     export.export_model("gs://b/run", "gs://b/model")
+
+
+@pytest.mark.slow  # compiles the tiny codec
+def test_model_saved_to_and_loaded_from_the_bucket_compresses_like_the_local_one(bucket, tiny_cfg,
+                                                                              tiny_params, tiny_model):
+  from jaxsemic.codec import api, model_io  # pylint: disable=import-outside-toplevel
+  model_id = model_io.save_model("gs://b/models/tiny", tiny_params, tiny_cfg)
+  assert (bucket / "b" / "models" / "tiny" / "config.json").is_file()
+  with pytest.raises(UserError, match="gs://b/models/tiny exists; pass --force"):
+    model_io.save_model("gs://b/models/tiny", tiny_params, tiny_cfg)
+  assert model_io.save_model("gs://b/models/tiny", tiny_params, tiny_cfg, force=True) == model_id
+  with pytest.raises(UserError, match="model directory not found: gs://b/models/none"):
+    model_io.load_model("gs://b/models/none")
+  loaded = model_io.load_model("gs://b/models/tiny")
+  assert loaded.path == "gs://b/models/tiny" and loaded.model_id == model_id == tiny_model.model_id
+  image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+  text = np.zeros(tiny_cfg.text_dim, np.float32)
+  data, _ = api.compress(loaded, image, text)
+  assert data == api.compress(tiny_model, image, text)[0]
+  assert api.decompress(loaded, data).shape == image.shape

@@ -87,7 +87,9 @@ def _unwrap(params: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def save_model(out_dir: str, params: Mapping[str, Any], model_config: Any, *, force: bool = False,
                metadata: Mapping[str, Any] | None = None) -> bytes:
-  """Writes an inference model directory atomically; returns its model id."""
+  """Writes an inference model directory atomically (a gs://... one file by file); returns its model id."""
+  if io.is_remote(out_dir):
+    return _save_remote(out_dir, params, model_config, force=force, metadata=metadata)
   cfg = registry.config_from_any(model_config)
   params = jax.tree.map(lambda a: np.asarray(a, np.float32), _unwrap(params))
   check_params(params, abstract_params(cfg))
@@ -166,8 +168,34 @@ class CodecModel:
     return int(sum(np.size(a) for a in jax.tree.leaves(self.params)))
 
 
+def _save_remote(out_dir: str, params: Mapping[str, Any], model_config: Any, *, force: bool,
+                 metadata: Mapping[str, Any] | None) -> bytes:
+  """save_model to a local temporary folder, then copied to the bucket (etils.epath)."""
+  dest = io.as_epath(out_dir)
+  if dest.exists() and not force:
+    raise io.exists_error(out_dir)
+  with tempfile.TemporaryDirectory() as tmp:
+    model_id = save_model(os.path.join(tmp, "model"), params, model_config, metadata=metadata)
+    if dest.exists():
+      dest.rmtree()
+    io.copy_tree(io.as_epath(os.path.join(tmp, "model")), dest)
+  return model_id
+
+
+def _load_remote(path: str) -> CodecModel:
+  """load_model of a bucket folder, copied to a local temporary folder first."""
+  src = io.as_epath(path)
+  if not src.is_dir():
+    raise UserError(f"model directory not found: {path}")
+  with tempfile.TemporaryDirectory() as tmp:
+    io.copy_tree(src, io.as_epath(os.path.join(tmp, "model")))
+    return dataclasses.replace(load_model(os.path.join(tmp, "model")), path=path)
+
+
 def load_model(path: str) -> CodecModel:
-  """Loads a model directory written by `save_model`; UserError if it is missing or not one."""
+  """Loads a model directory written by `save_model` (local or gs://...); UserError if missing or not one."""
+  if io.is_remote(path):
+    return _load_remote(path)
   path = os.path.abspath(path)
   cfg_path = os.path.join(path, "config.json")
   if not os.path.isdir(path):
