@@ -206,13 +206,17 @@ def test_outputs_are_not_overwritten_without_force(files, encoded, capsys):
 
 
 def test_a_file_from_another_reference_model_is_refused(files, encoded, capsys, tmp_path):
+  import jax
+  from jaxsemic.codec import model_io
   other = tmp_path / "other"
-  shutil.copytree(files["ref"], other)
-  meta = json.loads((other / "config.json").read_text())
-  meta["model_id"] = "00" * 8
-  (other / "config.json").write_text(json.dumps(meta))
+  ref = model_io.load_model(str(files["ref"]))  # another valid model: one weight changed, id recomputed
+  params = jax.tree.map(lambda a: a, ref.params)
+  leaf_path, leaf = jax.tree_util.tree_leaves_with_path(params)[0]
+  params = jax.tree_util.tree_map_with_path(lambda p, a: a + 1e-3 if p == leaf_path else a, params)
+  other_id = model_io.save_model(str(other), params, ref.cfg)
+  assert other_id != ref.model_id
   code, _, err = _run(capsys, "decode", encoded, "--reference-only", "--reference", other, "--out", tmp_path / "o.png")
-  assert code == 1 and "made with reference model" in err and "not with the given 0000000000000000" in err
+  assert code == 1 and "made with reference model" in err and f"not with the given {other_id.hex()}" in err
   assert not (tmp_path / "o.png").exists()
 
 
