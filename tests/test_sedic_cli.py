@@ -7,7 +7,6 @@ tests/test_sedic_pipeline.py and reuses its compiled steps when both run in one 
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
