@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--anchor", help="results JSON to compute BD-rates against (shown in the "
                       "legend; the anchor is plotted dashed)")
   parser.add_argument("--bd-metric", default="psnr-rgb", help="quality key for the BD-rates")
+  parser.add_argument("--bd-method", choices=("cubic", "pchip"), default="cubic",
+                      help="BD-rate fit: classic cubic (needs 4 points a curve) or pchip (default: %(default)s)")
   parser.add_argument("--max-bpp", type=float, help="plot only points up to this bpp")
   parser.add_argument("--label", action="append", default=[],
                       help="curve label, once per results file in order (default: each file's name)")
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     anchor = match[0] if match else anchor
     if not match:
       curves.append(anchor)
-  rates = plot_rd(curves, args.out, anchor=anchor, bd_metric=args.bd_metric,
+  rates = plot_rd(curves, args.out, anchor=anchor, bd_metric=args.bd_metric, bd_method=args.bd_method,
                   max_bpp=args.max_bpp, title=args.title, force=args.force)
   if args.json:
     print(json.dumps({"out": args.out, "bd_rate": {n: r for n, r in rates.items()

@@ -18,14 +18,14 @@ COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 
 def bd_rates(curves: list[RDResults], anchor: RDResults, metric: str = "psnr-rgb",
-             max_bpp: float | None = 1.5) -> dict[str, float | None]:
-  """Classic BD-rate (%) of every curve vs anchor, with the restriction rule; None if undefined."""
+             max_bpp: float | None = 1.5, method: str = "cubic") -> dict[str, float | None]:
+  """BD-rate (%) of every curve vs anchor (classic cubic or pchip), with the restriction rule; None if undefined."""
   a = bdrate.restrict_curve(*anchor.curve(metric), max_bpp=max_bpp)
   out: dict[str, float | None] = {}
   for curve in curves:
     try:
       t = bdrate.restrict_curve(*curve.curve(metric), max_bpp=max_bpp)
-      out[curve.name] = bdrate.bd_rate(*a, *t)
+      out[curve.name] = bdrate.bd_rate(*a, *t, method=method)
     except UserError:  # missing metric, too few points or no overlap
       out[curve.name] = None
   return out
@@ -37,7 +37,7 @@ def _has(curve: RDResults, metric: str) -> bool:
 
 def plot_rd(curves: list[RDResults], out_path: str, *, anchor: RDResults | None = None,
             bd_metric: str = "psnr-rgb", max_bpp: float | None = None, title: str = "",
-            force: bool = False) -> dict[str, float | None]:
+            force: bool = False, bd_method: str = "cubic") -> dict[str, float | None]:
   """Draws the figure to out_path (PNG/PDF/SVG by extension); returns the BD-rates shown."""
   import matplotlib
   matplotlib.use("Agg")
@@ -45,7 +45,7 @@ def plot_rd(curves: list[RDResults], out_path: str, *, anchor: RDResults | None 
 
   io.check_output(out_path, force)
   panels = [m for m in PANELS if any(_has(c, m) for c in curves)]
-  rates = bd_rates(curves, anchor, bd_metric) if anchor is not None else {}
+  rates = bd_rates(curves, anchor, bd_metric, method=bd_method) if anchor is not None else {}
   fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 5.6), squeeze=False)
   for ax, metric in zip(axes[0], panels):
     for i, curve in enumerate(curves):
@@ -65,7 +65,7 @@ def plot_rd(curves: list[RDResults], out_path: str, *, anchor: RDResults | None 
     ax.set_xlabel("bits per pixel (bpp)")
     ax.set_ylabel(PANELS[metric])
     ax.grid(True, alpha=0.35)
-  legend_title = f"BD-rate vs {anchor.name} ({bd_metric})" if anchor is not None else None
+  legend_title = (f"BD-rate vs {anchor.name} ({bd_metric}, {bd_method})" if anchor is not None else None)
   axes[0][0].legend(loc="lower right", fontsize=8.5, title=legend_title, title_fontsize=8.5)
   if title:
     fig.suptitle(title)
