@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from jaxsemic.codec.params_file import flatten, unflatten  # noqa: F401  (the one safetensors layout)
 from jaxsemic.errors import UserError
 
 
@@ -14,30 +15,6 @@ def metric_cache_dir() -> str:
   root = os.environ.get("JAXSEMIC_CACHE") or os.path.join(
       os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "jaxsemic")
   return os.path.join(root, "metrics")
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
-  """{'a': {'b': x}} -> {'a/b': x} as float32 numpy arrays."""
-  out: dict[str, np.ndarray] = {}
-  for key, value in tree.items():
-    name = f"{prefix}{key}"
-    if isinstance(value, dict):
-      out.update(flatten(value, name + "/"))
-    else:
-      out[name] = np.ascontiguousarray(value, np.float32)  # safetensors writes raw buffers
-  return out
-
-
-def unflatten(flat: dict[str, np.ndarray]) -> dict:
-  """Inverse of flatten."""
-  tree: dict = {}
-  for name, value in flat.items():
-    node = tree
-    *parents, leaf = name.split("/")
-    for p in parents:
-      node = node.setdefault(p, {})
-    node[leaf] = value
-  return tree
 
 
 def save_params(path: str, params: dict, *, source: str) -> None:
