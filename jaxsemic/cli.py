@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
   """Entry point: parses the command name, then the command's own arguments."""
   argv = list(sys.argv[1:] if argv is None else argv)
+  if argv and argv[0] in ("-V", "--version"):
+    from jaxsemic import __version__
+    print(f"jaxsemic {__version__}")
+    return 0
   if not argv or argv[0] in ("-h", "--help"):
     width = max(map(len, COMMANDS))
     lines = [f"  {k:<{width}}  {h}" for k, (_, h) in sorted(COMMANDS.items())]

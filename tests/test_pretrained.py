@@ -169,3 +169,9 @@ def test_cli_defaults_to_shipped_models(tmp_path_factory, monkeypatch, photo, tm
   assert cli.main(["decompress", str(tmp_path / "d.jsc"), str(tmp_path / "d.png")]) == 1
   assert "not a shipped model" in capsys.readouterr().err
   assert not (tmp_path / "d.png").exists()
+
+
+def test_version_flag(capsys):
+  from jaxsemic import __version__, cli
+  assert cli.main(["--version"]) == 0
+  assert capsys.readouterr().out.strip() == f"jaxsemic {__version__}"
