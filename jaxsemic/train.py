@@ -23,6 +23,12 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: list[str]) -> None:
   """Runs training (then the optional export + round-trip demo) and exits 1 on a UserError."""
   del argv
+  try:
+    getattr(_CONFIG.value, "seed", None)  # config_flags loads the file lazily: a missing one fails here
+  except OSError as e:
+    reason = [ln.strip() for ln in str(e).splitlines() if ln.strip()][-1]
+    print(f"jaxsemic.train: error: cannot load --config: {reason}", file=sys.stderr)
+    sys.exit(2)
   if not flags.FLAGS["verbosity"].present:  # orbax and grain log every save at INFO: keep the console readable
     logging.set_verbosity(logging.WARNING)
   from jaxsemic.training import demo, dry_run, trainer  # pylint: disable=import-outside-toplevel
@@ -41,5 +47,20 @@ def main(argv: list[str]) -> None:
     sys.exit(1)
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing, with a misspelt config field or a missing config file as one line (exit 2)."""
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, ValueError, TypeError, OSError) as e:
+    text = str(e).replace("\\n", "\n").replace("\\'", "'")
+    lines = [ln.strip().strip("'\"") for ln in text.splitlines() if ln.strip()]
+    hint = next((ln for ln in lines if ln.startswith("Did you mean")), "")
+    missing = next((ln for ln in lines if "No such file" in ln), "")
+    msg = missing or (f"unknown config field {lines[0]}" + (f"; {hint}" if hint else "")
+                      if isinstance(e, AttributeError) else lines[0] if lines else type(e).__name__)
+    print(f"jaxsemic.train: error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
