@@ -175,3 +175,17 @@ def test_version_flag(capsys):
   from jaxsemic import __version__, cli
   assert cli.main(["--version"]) == 0
   assert capsys.readouterr().out.strip() == f"jaxsemic {__version__}"
+
+
+def test_decompress_output_must_be_png_and_workdir_as_model(tmp_path, capsys):
+  from jaxsemic import cli
+  from jaxsemic.codec import model_io
+  from jaxsemic.errors import UserError
+  (tmp_path / "a.jsc").write_bytes(b"x")
+  assert cli.main(["decompress", str(tmp_path / "a.jsc"), str(tmp_path / "a.jpg"), "--model", "selic-q1"]) == 1
+  assert "ending in .png" in capsys.readouterr().err and not (tmp_path / "a.jpg").exists()
+  run = tmp_path / "run"
+  (run / "checkpoints").mkdir(parents=True)
+  (run / "config.json").write_text("{}")
+  with pytest.raises(UserError, match="training run folder: use .*model"):
+    model_io.load_model(str(run))

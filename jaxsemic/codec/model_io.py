@@ -208,6 +208,9 @@ def load_model(path: str) -> CodecModel:
   except (OSError, json.JSONDecodeError) as e:
     raise UserError(f"cannot read {cfg_path}: {e}") from e
   if meta.get("format") != FORMAT:
+    if os.path.isdir(os.path.join(path, "checkpoints")):  # a training run's workdir, not its export
+      raise UserError(f"{path} is a training run folder: use {os.path.join(path, 'model')} (written at the end of "
+                      f"training) or `jaxsemic export --workdir {path} --out MODEL_DIR`")
     raise UserError(f"{path} is not a jaxsemic model directory (format {meta.get('format')!r})")
   if meta.get("version") != FORMAT_VERSION:
     raise UserError(f"model format version {meta.get('version')} is not supported")

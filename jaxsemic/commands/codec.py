@@ -69,6 +69,8 @@ def _caption_for(args, image_path: str, image) -> str | None:
 def run(args: argparse.Namespace) -> int:
   from jaxsemic.codec import api, image_io
   image_io.check_output(args.output, args.force, inputs=(args.input,))
+  if args.command == "decompress" and not args.output.lower().endswith(".png"):
+    raise UserError(f"decompress writes PNG images: give an output name ending in .png, not {args.output}")
   t0 = time.perf_counter()
   if args.command == "compress":
     image = image_io.read_image(args.input, drop_alpha=args.drop_alpha, quiet=args.json)
