@@ -189,3 +189,35 @@ def test_decompress_output_must_be_png_and_workdir_as_model(tmp_path, capsys):
   (run / "config.json").write_text("{}")
   with pytest.raises(UserError, match="training run folder: use .*model"):
     model_io.load_model(str(run))
+
+
+def test_folder_mode_compress_and_decompress(tmp_path_factory, monkeypatch, photo, tmp_path, capsys):
+  """compress DIR OUT_DIR / decompress DIR OUT_DIR: every image, one summary, no overwrite, same bytes as one by one."""
+  from PIL import Image
+  from jaxsemic import cli, shipped
+  from jaxsemic.codec import model_io
+  from jaxsemic.models import ModelConfig
+  root = tmp_path_factory.mktemp("folder_root")
+  cfg = dict(TINY_MODEL, fusion="none")
+  model_io.save_model(str(root / "selic-q2"), model_io.init_params(ModelConfig.from_any(cfg)), cfg)
+  monkeypatch.setattr(shipped, "ROOT", str(root))
+  monkeypatch.delenv("JAXSEMIC_MODEL", raising=False)
+  src = tmp_path / "imgs"
+  src.mkdir()
+  Image.fromarray(photo).save(src / "a.png")
+  Image.fromarray(photo[:, ::-1]).save(src / "b.png")
+  (src / "notes.txt").write_text("not an image")
+  assert cli.main(["compress", str(src), str(tmp_path / "jsc"), "--json"]) == 0
+  summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert summary["files"] == 2 and sorted(os.listdir(tmp_path / "jsc")) == ["a.jsc", "b.jsc"]
+  assert cli.main(["compress", str(src / "a.png"), str(tmp_path / "one.jsc")]) == 0
+  assert (tmp_path / "one.jsc").read_bytes() == (tmp_path / "jsc" / "a.jsc").read_bytes()
+  assert cli.main(["decompress", str(tmp_path / "jsc"), str(tmp_path / "png")]) == 0
+  assert sorted(os.listdir(tmp_path / "png")) == ["a.png", "b.png"]
+  assert "2 files" in capsys.readouterr().out
+  assert cli.main(["compress", str(src), str(tmp_path / "jsc")]) == 1  # exists: nothing written
+  assert "exists; pass --force" in capsys.readouterr().err
+  assert cli.main(["compress", str(src), str(src)]) == 1
+  (tmp_path / "empty").mkdir()
+  assert cli.main(["decompress", str(tmp_path / "empty"), str(tmp_path / "o")]) == 1
+  assert "no .jsc files" in capsys.readouterr().err

@@ -13,8 +13,8 @@ from jaxsemic.errors import UserError
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
   if name == "compress":
-    parser.add_argument("input", help="image (PNG, JPEG, ...)")
-    parser.add_argument("output", help=".jsc file to write")
+    parser.add_argument("input", help="image (PNG, JPEG, ...), or a folder of images (folder mode)")
+    parser.add_argument("output", help=".jsc file to write, or the folder for the .jsc files (folder mode)")
     parser.add_argument("--model", help="model directory (jaxsemic export / init / import-compressai) or a "
                         "shipped model name; default: the shipped SELIC model of --quality")
     parser.add_argument("--quality", type=int, default=2, help="rate point of the shipped default model, "
@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                         "(default: the model's, else all-MiniLM-L6-v2)")
     parser.add_argument("--drop-alpha", action="store_true", help="discard a non-opaque alpha channel")
   else:
-    parser.add_argument("input", help=".jsc file")
-    parser.add_argument("output", help="PNG file to write")
+    parser.add_argument("input", help=".jsc file, or a folder of .jsc files (folder mode)")
+    parser.add_argument("output", help="PNG file to write, or the folder for the PNGs (folder mode)")
     parser.add_argument("--model", help="model directory (default: $JAXSEMIC_MODEL, else the shipped model "
                         "that wrote the file)")
     parser.add_argument("--max-pixels", type=int, default=None, help="refuse files declaring a larger image "
@@ -66,39 +66,102 @@ def _caption_for(args, image_path: str, image) -> str | None:
   return None
 
 
-def run(args: argparse.Namespace) -> int:
+def _compress_file(args, model, src: str, dst: str) -> dict:
+  """Compresses one image file to `dst`; returns the info dict."""
   from jaxsemic.codec import api, image_io
+  image = image_io.read_image(src, drop_alpha=args.drop_alpha, quiet=args.json)
+  text, note = None, None
+  if model.text_dim:
+    caption = _caption_for(args, src, image)
+    if caption is None:
+      caption, note = "", ("no caption given (--caption, --captions or --blip): coding with the empty "
+                           "caption, which text-guided models see in training (caption dropout)")
+    elif args.blip and not args.json:
+      print(f"caption: {caption}", file=sys.stderr)
+    from jaxsemic.text_lookup import embed_caption
+    text = embed_caption(caption, model, args.text_encoder)
+  if note and not args.json and not getattr(args, "_noted", False):
+    print(f"note: {note}", file=sys.stderr)
+    args._noted = True  # once per call, not once per file
+  data, info = api.compress(model, image, text)
+  image_io.write_atomic(dst, data, args.force)
+  return info
+
+
+def _decompress_file(args, model, src: str, dst: str) -> dict:
+  """Decodes one .jsc file to the PNG `dst` (model None: found by the file's model id); returns the info dict."""
+  from jaxsemic.codec import api, bitstream, image_io
+  if not os.path.isfile(src):
+    raise UserError(f"input not found: {src}")
+  with open(src, "rb") as f:
+    data = f.read()
+  if model is None or (not args.model and bitstream.unpack(data).model_id != model.model_id):
+    model = _model(args.model, data=data)
+  args._last_model = model  # folder mode reuses it for the next file of the same model
+  image = api.decompress(model, data, max_pixels=api.MAX_PIXELS if args.max_pixels is None else args.max_pixels)
+  image_io.write_png(dst, image, args.force)
+  h, w = image.shape[:2]
+  return {"bytes": len(data), "bpp": 8.0 * len(data) / (h * w), "height": h, "width": w}
+
+
+def _folder_jobs(args) -> list[tuple[str, str]]:
+  """(input, output) pairs of folder mode: every image (or .jsc) of the input folder, by name, into the output folder."""
+  from jaxsemic import io
+  if os.path.exists(args.output) and not os.path.isdir(args.output):
+    raise UserError(f"{args.output} is a file: folder mode writes into a folder")
+  if args.command == "compress":
+    names = [os.path.relpath(p, args.input) for p in io.image_files(args.input)]
+    jobs = [(os.path.join(args.input, n), os.path.join(args.output, os.path.splitext(n)[0] + ".jsc")) for n in names]
+  else:
+    names = sorted(n for n in os.listdir(args.input) if n.endswith(".jsc"))
+    jobs = [(os.path.join(args.input, n), os.path.join(args.output, n[:-4] + ".png")) for n in names]
+  if not jobs:
+    raise UserError(f"no {'images' if args.command == 'compress' else '.jsc files'} in {args.input}")
+  if os.path.realpath(args.input) == os.path.realpath(args.output):
+    raise UserError("the output folder is the input folder: give another one")
+  if not args.force:  # refuse before writing anything
+    for _, dst in jobs:
+      if os.path.exists(dst):
+        raise UserError(f"{dst} exists; pass --force to overwrite it")
+  return jobs
+
+
+def _run_folder(args) -> int:
+  """Folder mode: one model load (and one compile per image size), a progress bar, a summary line."""
+  from tqdm import tqdm
+  jobs = _folder_jobs(args)
+  model = _model(args.model, args.quality) if args.command == "compress" else (
+      _model(args.model) if args.model or os.environ.get("JAXSEMIC_MODEL") else None)
+  t0, total_bytes, pixels = time.perf_counter(), 0, 0
+  for src, dst in tqdm(jobs, desc=args.command, unit="file", disable=args.json, file=sys.stderr):
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    work = _compress_file if args.command == "compress" else _decompress_file
+    info = work(args, model, src, dst)
+    model = getattr(args, "_last_model", model)
+    total_bytes += info["bytes"]
+    pixels += info["height"] * info["width"]
+  summary = {"files": len(jobs), "bytes": total_bytes, "bpp": 8.0 * total_bytes / pixels,
+             "seconds": time.perf_counter() - t0, "output": args.output}
+  if args.json:
+    print(json.dumps(summary))
+  else:
+    print(f"{args.output}: {summary['files']} files, {total_bytes} bytes, {summary['bpp']:.4f} bpp on average, "
+          f"{summary['seconds']:.1f} s")
+  return 0
+
+
+def run(args: argparse.Namespace) -> int:
+  from jaxsemic.codec import image_io
+  if os.path.isdir(args.input):
+    return _run_folder(args)
   image_io.check_output(args.output, args.force, inputs=(args.input,))
   if args.command == "decompress" and not args.output.lower().endswith(".png"):
     raise UserError(f"decompress writes PNG images: give an output name ending in .png, not {args.output}")
   t0 = time.perf_counter()
   if args.command == "compress":
-    image = image_io.read_image(args.input, drop_alpha=args.drop_alpha, quiet=args.json)
-    model = _model(args.model, args.quality)
-    text, note = None, None
-    if model.text_dim:
-      caption = _caption_for(args, args.input, image)
-      if caption is None:
-        caption, note = "", ("no caption given (--caption, --captions or --blip): coding with the empty "
-                             "caption, which text-guided models see in training (caption dropout)")
-      elif args.blip and not args.json:
-        print(f"caption: {caption}", file=sys.stderr)
-      from jaxsemic.text_lookup import embed_caption
-      text = embed_caption(caption, model, args.text_encoder)
-    if note and not args.json:
-      print(f"note: {note}", file=sys.stderr)
-    data, info = api.compress(model, image, text)
-    image_io.write_atomic(args.output, data, args.force)
+    info = _compress_file(args, _model(args.model, args.quality), args.input, args.output)
   else:
-    if not os.path.isfile(args.input):
-      raise UserError(f"input not found: {args.input}")
-    with open(args.input, "rb") as f:
-      data = f.read()
-    model = _model(args.model, data=data)
-    image = api.decompress(model, data, max_pixels=api.MAX_PIXELS if args.max_pixels is None else args.max_pixels)
-    image_io.write_png(args.output, image, args.force)
-    h, w = image.shape[:2]
-    info = {"bytes": len(data), "bpp": 8.0 * len(data) / (h * w), "height": h, "width": w}
+    info = _decompress_file(args, None, args.input, args.output)
   info["seconds"] = time.perf_counter() - t0
   if args.json:
     print(json.dumps(info))
