@@ -25,6 +25,20 @@ def packaged(tmp_path_factory, tiny_model_dir):
   return src, str(out)
 
 
+@pytest.fixture()
+def notext_shipped(tmp_path_factory, monkeypatch):
+  """A shipped-models folder holding one no-text tiny model as selic-q2 (and no $JAXSEMIC_MODEL)."""
+  from jaxsemic import shipped
+  from jaxsemic.codec import model_io
+  from jaxsemic.models import ModelConfig
+  root = tmp_path_factory.mktemp("notext_root")
+  cfg = dict(TINY_MODEL, fusion="none")
+  model_io.save_model(str(root / "selic-q2"), model_io.init_params(ModelConfig.from_any(cfg)), cfg)
+  monkeypatch.setattr(shipped, "ROOT", str(root))
+  monkeypatch.delenv("JAXSEMIC_MODEL", raising=False)
+  return cfg
+
+
 def test_params_file_round_trip_and_checks(packaged, tiny_cfg, tmp_path):
   from jaxsemic.codec import model_io, params_file
   from jaxsemic.errors import UserError
@@ -144,17 +158,13 @@ def test_python_api_matches_cli_without_caption(tmp_path_factory, photo, tmp_pat
   assert image.shape == jaxsemic.api._image(png_path).shape
 
 
-def test_cli_defaults_to_shipped_models(tmp_path_factory, monkeypatch, photo, tmp_path, capsys):
+def test_cli_defaults_to_shipped_models(notext_shipped, tmp_path_factory, photo, tmp_path, capsys):
   """compress without --model uses selic-q{--quality}; decompress without --model finds it by model id."""
   from PIL import Image
-  from jaxsemic import cli, shipped
+  from jaxsemic import cli
   from jaxsemic.codec import model_io
   from jaxsemic.models import ModelConfig
-  root = tmp_path_factory.mktemp("cli_root")
-  cfg = dict(TINY_MODEL, fusion="none")
-  model_io.save_model(str(root / "selic-q2"), model_io.init_params(ModelConfig.from_any(cfg)), cfg)
-  monkeypatch.setattr(shipped, "ROOT", str(root))
-  monkeypatch.delenv("JAXSEMIC_MODEL", raising=False)
+  cfg = notext_shipped
   Image.fromarray(photo).save(tmp_path / "in.png")
   assert cli.main(["compress", str(tmp_path / "in.png"), str(tmp_path / "a.jsc")]) == 0
   assert cli.main(["compress", str(tmp_path / "in.png"), str(tmp_path / "b.jsc"), "--model", "selic-q2"]) == 0
@@ -191,17 +201,10 @@ def test_decompress_output_must_be_png_and_workdir_as_model(tmp_path, capsys):
     model_io.load_model(str(run))
 
 
-def test_folder_mode_compress_and_decompress(tmp_path_factory, monkeypatch, photo, tmp_path, capsys):
+def test_folder_mode_compress_and_decompress(notext_shipped, photo, tmp_path, capsys):
   """compress DIR OUT_DIR / decompress DIR OUT_DIR: every image, one summary, no overwrite, same bytes as one by one."""
   from PIL import Image
-  from jaxsemic import cli, shipped
-  from jaxsemic.codec import model_io
-  from jaxsemic.models import ModelConfig
-  root = tmp_path_factory.mktemp("folder_root")
-  cfg = dict(TINY_MODEL, fusion="none")
-  model_io.save_model(str(root / "selic-q2"), model_io.init_params(ModelConfig.from_any(cfg)), cfg)
-  monkeypatch.setattr(shipped, "ROOT", str(root))
-  monkeypatch.delenv("JAXSEMIC_MODEL", raising=False)
+  from jaxsemic import cli
   src = tmp_path / "imgs"
   src.mkdir()
   Image.fromarray(photo).save(src / "a.png")
