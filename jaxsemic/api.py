@@ -25,10 +25,7 @@ def load_model(path_or_name: str | os.PathLike):
   """A model directory (`jaxsemic export` / `init` / `import-compressai`) or a shipped model name."""
   from jaxsemic import shipped
   from jaxsemic.codec import model_io
-  path = os.fspath(path_or_name)
-  if path in shipped.NAMES:
-    return model_io.load_model(shipped.model_dir(path))
-  return model_io.load_model(path)
+  return model_io.load_model(shipped.resolve(os.fspath(path_or_name)))
 
 
 def pretrained(name: str = "selic-q2"):
@@ -67,8 +64,5 @@ def decompress(data: bytes, model=None) -> np.ndarray:
   if model is None:
     from jaxsemic import shipped
     model_id = bitstream.unpack(data).model_id
-    path = shipped.find_by_model_id(model_id)
-    if path is None:
-      raise UserError(f"this .jsc was made by model {model_id.hex()}, which is not shipped: pass its model")
-    model = model_io.load_model(path)
+    model = model_io.load_model(shipped.dir_for_model_id(model_id, "this .jsc", "its model"))
   return api.decompress(model, data)

@@ -42,16 +42,12 @@ def _model(path: str | None, quality: int | None = None, data: bytes | None = No
   from jaxsemic.codec.model_io import load_model
   path = path or os.environ.get("JAXSEMIC_MODEL")
   if path:
-    return load_model(shipped.model_dir(path) if path in shipped.NAMES else path)
+    return load_model(shipped.resolve(path))
   if quality is not None:
     return load_model(shipped.model_dir(shipped.name_for_quality(quality)))
   from jaxsemic.codec import bitstream
   model_id = bitstream.unpack(data).model_id
-  found = shipped.find_by_model_id(model_id)
-  if found is None:
-    raise UserError(f"this .jsc was made by model {model_id.hex()}, which is not a shipped model: "
-                    "pass --model MODEL_DIR")
-  return load_model(found)
+  return load_model(shipped.dir_for_model_id(model_id, "this .jsc", "--model MODEL_DIR"))
 
 
 def _caption_for(args, image_path: str, image) -> str | None:
@@ -66,8 +62,8 @@ def _caption_for(args, image_path: str, image) -> str | None:
   return None
 
 
-def _compress_file(args, model, src: str, dst: str) -> dict:
-  """Compresses one image file to `dst`; returns the info dict."""
+def _compress_file(args, model, src: str, dst: str) -> tuple[dict, object, str | None]:
+  """Compresses one image file to `dst`; returns (info, model, note for the user or None)."""
   from jaxsemic.codec import api, image_io
   image = image_io.read_image(src, drop_alpha=args.drop_alpha, quiet=args.json)
   text, note = None, None
@@ -80,16 +76,14 @@ def _compress_file(args, model, src: str, dst: str) -> dict:
       print(f"caption: {caption}", file=sys.stderr)
     from jaxsemic.text_lookup import embed_caption
     text = embed_caption(caption, model, args.text_encoder)
-  if note and not args.json and not getattr(args, "_noted", False):
-    print(f"note: {note}", file=sys.stderr)
-    args._noted = True  # once per call, not once per file
   data, info = api.compress(model, image, text)
   image_io.write_atomic(dst, data, args.force)
-  return info
+  return info, model, note
 
 
-def _decompress_file(args, model, src: str, dst: str) -> dict:
-  """Decodes one .jsc file to the PNG `dst` (model None: found by the file's model id); returns the info dict."""
+def _decompress_file(args, model, src: str, dst: str) -> tuple[dict, object, None]:
+  """Decodes one .jsc file to the PNG `dst` (model None or another id: the shipped model that wrote it);
+  returns (info, the model used, None)."""
   from jaxsemic.codec import api, bitstream, image_io
   if not os.path.isfile(src):
     raise UserError(f"input not found: {src}")
@@ -97,11 +91,10 @@ def _decompress_file(args, model, src: str, dst: str) -> dict:
     data = f.read()
   if model is None or (not args.model and bitstream.unpack(data).model_id != model.model_id):
     model = _model(args.model, data=data)
-  args._last_model = model  # folder mode reuses it for the next file of the same model
   image = api.decompress(model, data, max_pixels=api.MAX_PIXELS if args.max_pixels is None else args.max_pixels)
   image_io.write_png(dst, image, args.force)
   h, w = image.shape[:2]
-  return {"bytes": len(data), "bpp": 8.0 * len(data) / (h * w), "height": h, "width": w}
+  return {"bytes": len(data), "bpp": 8.0 * len(data) / (h * w), "height": h, "width": w}, model, None
 
 
 def _folder_jobs(args) -> list[tuple[str, str]]:
@@ -132,12 +125,14 @@ def _run_folder(args) -> int:
   jobs = _folder_jobs(args)
   model = _model(args.model, args.quality) if args.command == "compress" else (
       _model(args.model) if args.model or os.environ.get("JAXSEMIC_MODEL") else None)
-  t0, total_bytes, pixels = time.perf_counter(), 0, 0
+  work = _compress_file if args.command == "compress" else _decompress_file
+  t0, total_bytes, pixels, noted = time.perf_counter(), 0, 0, False
   for src, dst in tqdm(jobs, desc=args.command, unit="file", disable=args.json, file=sys.stderr):
     os.makedirs(os.path.dirname(dst), exist_ok=True)
-    work = _compress_file if args.command == "compress" else _decompress_file
-    info = work(args, model, src, dst)
-    model = getattr(args, "_last_model", model)
+    info, model, note = work(args, model, src, dst)  # the model is reused for the next file
+    if note and not noted and not args.json:
+      print(f"note: {note}", file=sys.stderr)
+      noted = True
     total_bytes += info["bytes"]
     pixels += info["height"] * info["width"]
   summary = {"files": len(jobs), "bytes": total_bytes, "bpp": 8.0 * total_bytes / pixels,
@@ -159,9 +154,11 @@ def run(args: argparse.Namespace) -> int:
     raise UserError(f"decompress writes PNG images: give an output name ending in .png, not {args.output}")
   t0 = time.perf_counter()
   if args.command == "compress":
-    info = _compress_file(args, _model(args.model, args.quality), args.input, args.output)
+    info, _, note = _compress_file(args, _model(args.model, args.quality), args.input, args.output)
+    if note and not args.json:
+      print(f"note: {note}", file=sys.stderr)
   else:
-    info = _decompress_file(args, None, args.input, args.output)
+    info, _, _ = _decompress_file(args, None, args.input, args.output)
   info["seconds"] = time.perf_counter() - t0
   if args.json:
     print(json.dumps(info))

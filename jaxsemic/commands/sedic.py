@@ -68,13 +68,9 @@ def _load_reference(path: str | None, model_id: bytes | None = None):
   from jaxsemic import shipped
   from jaxsemic.codec.model_io import load_model
   if path:
-    return load_model(shipped.model_dir(path) if path in shipped.NAMES else path)
+    return load_model(shipped.resolve(path))
   if model_id is not None:
-    found = shipped.find_by_model_id(model_id)
-    if found is None:
-      raise UserError(f"this .sedic was made with reference model {model_id.hex()}, which is not a shipped "
-                      "model: pass --reference MODEL_DIR")
-    return load_model(found)
+    return load_model(shipped.dir_for_model_id(model_id, "this .sedic's reference image", "--reference MODEL_DIR"))
   if shipped.SEDIC_REFERENCE not in shipped.available():
     raise UserError(f"no --reference given and the shipped {shipped.SEDIC_REFERENCE} model is not in this "
                     "installation: pass --reference MODEL_DIR (a cheng2020-attn, e.g. from `jaxsemic zoo get`)")

@@ -44,6 +44,19 @@ def model_dir(name: str) -> str:
   return path
 
 
+def resolve(path_or_name: str) -> str:
+  """A shipped model's directory for its name; any other string is returned as a path."""
+  return model_dir(path_or_name) if path_or_name in NAMES else path_or_name
+
+
+def dir_for_model_id(model_id: bytes, what: str, flag: str) -> str:
+  """The shipped model that wrote a file (`what`, e.g. 'this .jsc'); UserError telling to pass `flag` otherwise."""
+  found = find_by_model_id(model_id)
+  if found is None:
+    raise UserError(f"{what} was made by model {model_id.hex()}, which is not a shipped model: pass {flag}")
+  return found
+
+
 def find_by_model_id(model_id: bytes) -> str | None:
   """The shipped model directory whose model id is `model_id`, if any (for decoding without --model)."""
   for name in available():
