@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -29,27 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def jpeg_same_size(image: np.ndarray, max_bytes: int) -> tuple[bytes, int] | None:
   """The highest-quality Pillow JPEG (quality 1..95) not larger than max_bytes, by bisection; None if none."""
-  from PIL import Image
-
-  def encode(q: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="JPEG", quality=q)
-    return buf.getvalue()
-
+  from jaxsemic.eval.codecs import get_codec
+  jpeg = get_codec("jpeg")
   lo, hi, best = 1, 95, None
   while lo <= hi:
     q = (lo + hi) // 2
-    data = encode(q)
+    data = jpeg.encode(image, q)
     if len(data) <= max_bytes:
       best, lo = (data, q), q + 1
     else:
       hi = q - 1
   return best
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-  mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-  return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
 
 
 def _default_image() -> tuple[str, str]:
@@ -58,10 +47,10 @@ def _default_image() -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-  from PIL import Image
-
   from jaxsemic import shipped
   from jaxsemic.codec import api, image_io, model_io
+  from jaxsemic.eval.codecs import get_codec
+  from jaxsemic.training.evaluate import psnr
   from jaxsemic.text_lookup import embed_caption
 
   path, caption = (args.image, args.caption or "") if args.image else _default_image()
@@ -91,15 +80,15 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     image_io.write_atomic(os.path.join(args.out, f"{stem}_{name}.jsc"), data, args.force)
     image_io.write_png(os.path.join(args.out, f"{stem}_{name}.png"), restored, args.force)
-    row = {"model": name, "bytes": len(data), "bpp": 8.0 * len(data) / (h * w), "psnr": _psnr(image, restored),
+    row = {"model": name, "bytes": len(data), "bpp": 8.0 * len(data) / (h * w), "psnr": psnr(image, restored),
            "seconds": seconds}
     jpeg = jpeg_same_size(image, len(data))
     if jpeg is not None:
       jdata, q = jpeg
-      jrestored = np.asarray(Image.open(io.BytesIO(jdata)).convert("RGB"))
+      jrestored = get_codec("jpeg").decode(jdata, image.shape[:2])
       image_io.write_atomic(os.path.join(args.out, f"{stem}_{name}_jpeg.jpg"), jdata, args.force)
       row.update(jpeg_quality=q, jpeg_bytes=len(jdata), jpeg_bpp=8.0 * len(jdata) / (h * w),
-                 jpeg_psnr=_psnr(image, jrestored))
+                 jpeg_psnr=psnr(image, jrestored))
     if args.json:
       print(json.dumps(row))
     elif jpeg is None:
