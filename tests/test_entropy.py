@@ -66,3 +66,24 @@ def test_coder_round_trip_with_escapes():
   np.testing.assert_array_equal(c.decode(coder.new_decoder(data), idx), vals)
   ideal = -np.sum(np.log2(np.maximum(1e-9, [t.pmf[k, v - t.offset[k]] / 2 ** 16 if 0 <= v - t.offset[k] < t.length[k] - 1 else 1e-9 for k, v in zip(idx[6:], vals[6:])])))
   assert len(data) * 8 <= 1.01 * ideal + 64 * 8 + 6 * 80
+
+
+def _escape_bytes_one_by_one(values: np.ndarray) -> bytes:
+  """The escape code written value by value with Python ints (the definition `coder._encode_raw` vectorises)."""
+  enc = coder.new_encoder()
+  u = [2 * v if v >= 0 else -2 * v - 1 for v in map(int, values)]
+  enc.encode(np.array([x.bit_length() for x in u], np.int32), coder._NBITS)
+  chunks = [(x >> (8 * i)) & 0xFF for x in u for i in range((x.bit_length() + 7) // 8)]
+  enc.encode(np.array(chunks, np.int32), coder._BYTE)
+  return coder.finish(enc)
+
+
+def test_escape_code_equals_the_value_by_value_definition():
+  rng = np.random.default_rng(1)
+  vals = np.concatenate([[0, 1, -1, 127, 128, -128, 255, 256, 2 ** 31 - 1, -2 ** 31, 2 ** 24, -2 ** 24 - 1],
+                         rng.integers(-2 ** 31, 2 ** 31, 300), rng.integers(-300, 300, 300)]).astype(np.int64)
+  enc = coder.new_encoder()
+  coder._encode_raw(enc, vals)
+  data = coder.finish(enc)
+  assert data == _escape_bytes_one_by_one(vals)
+  np.testing.assert_array_equal(coder._decode_raw(coder.new_decoder(data), len(vals)), vals)

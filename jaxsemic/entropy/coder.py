@@ -97,24 +97,35 @@ def _encode_raw(encoder, values: np.ndarray) -> None:
   """Zig-zag values, then their bit lengths (0..32), then 8-bit chunks, least significant first."""
   v = np.asarray(values, np.int64)
   u = np.where(v >= 0, 2 * v, -2 * v - 1).astype(np.uint64)
-  nbits = np.array([int(x).bit_length() for x in u], np.int32)
-  encoder.encode(nbits, _NBITS)
-  chunks = [(int(x) >> (8 * i)) & 0xFF for x, b in zip(u, nbits) for i in range((int(b) + 7) // 8)]
-  if chunks:
-    encoder.encode(np.array(chunks, np.int32), _BYTE)
+  nbits = _bit_length(u)
+  encoder.encode(nbits.astype(np.int32), _NBITS)
+  owner, byte = _chunk_layout((nbits + 7) // 8)
+  if len(owner):
+    encoder.encode(((u[owner] >> (8 * byte).astype(np.uint64)) & np.uint64(0xFF)).astype(np.int32), _BYTE)
 
 
 def _decode_raw(decoder, count: int) -> np.ndarray:
   nbits = _read(decoder, _NBITS, count)
-  nchunks = (nbits + 7) // 8
-  total = int(nchunks.sum())
-  chunks = _read(decoder, _BYTE, total) if total else np.zeros(0, np.int64)
-  out, i = [], 0
-  for c in nchunks:
-    u = sum(int(chunks[i + j]) << (8 * j) for j in range(int(c)))
-    i += int(c)
-    out.append(u // 2 if u % 2 == 0 else -(u + 1) // 2)
-  return np.array(out, np.int64)
+  owner, byte = _chunk_layout((nbits + 7) // 8)
+  chunks = _read(decoder, _BYTE, len(owner)) if len(owner) else np.zeros(0, np.int64)
+  u = np.zeros(count, np.int64)
+  np.add.at(u, owner, chunks << (8 * byte))  # < 2**40 for any nbits <= 32 and chunk < 256: no overflow
+  return np.where(u % 2 == 0, u // 2, -(u + 1) // 2)
+
+
+_POWERS_OF_TWO = np.uint64(1) << np.arange(64, dtype=np.uint64)
+
+
+def _bit_length(u: np.ndarray) -> np.ndarray:
+  """`int.bit_length` of each uint64: how many powers of two are <= u."""
+  return np.searchsorted(_POWERS_OF_TWO, u, side="right").astype(np.int64)
+
+
+def _chunk_layout(nchunks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(value index, byte index) of every 8-bit chunk, value by value, least significant byte first."""
+  owner = np.repeat(np.arange(len(nchunks)), nchunks)
+  starts = np.cumsum(nchunks) - nchunks
+  return owner, np.arange(len(owner)) - starts[owner]
 
 
 def new_encoder():
