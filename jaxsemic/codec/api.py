@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsemic.codec import bitstream
+from jaxsemic.codec import bitstream, tiling
 from jaxsemic.codec.image_io import read_image  # noqa: F401  (re-exported: the API contract)
 from jaxsemic.codec.model_io import CodecModel
 from jaxsemic.errors import UserError
@@ -70,11 +70,31 @@ def compress_batch(model: CodecModel, images: np.ndarray, text=None, sharding=No
   return outs, infos
 
 
-def compress(model: CodecModel, image: np.ndarray, text=None) -> tuple[bytes, dict]:
-  """Compresses one uint8 [H,W,3] image (text: the semantic vector [D], or None)."""
+def _tiled_input(model: CodecModel, image: np.ndarray, text, tile: int):
+  """(padded uint8 image, height, width, text [1, D] or None) for `codec.tiling`, after checking them."""
+  if tile < 0 or tile % model.family.pad or tile > bitstream.MAX_SIDE:
+    raise UserError(f"tile size {tile} must be 0 (no tiles) or a multiple of {model.family.pad} up to "
+                    f"{bitstream.MAX_SIDE}")
+  h, w, c = image.shape
+  if image.dtype != np.uint8 or c != 3 or not (0 < h <= bitstream.MAX_SIDE and 0 < w <= bitstream.MAX_SIDE):
+    raise UserError(f"expected a uint8 image [H,W,3] of sides 1..{bitstream.MAX_SIDE}, got {image.dtype} "
+                    f"{image.shape}")
+  text = _text_batch(model, None if text is None else np.asarray(text)[None], 1)
+  return pad_images(image[None], model.family.pad)[0], h, w, text
+
+
+def compress(model: CodecModel, image: np.ndarray, text=None, tile: int | None = None) -> tuple[bytes, dict]:
+  """Compresses one uint8 [H,W,3] image (text: the semantic vector [D], or None).
+
+  tile: side in pixels of the tiles a large image is coded in (`codec.tiling`); None picks
+  `tiling.default_tile` (images up to 2048x2048 are coded whole), 0 never tiles.
+  """
   image = np.asarray(image)
   if image.ndim != 3:
     raise UserError(f"expected a uint8 image [H,W,3], got shape {image.shape}")
+  tile = tiling.default_tile(*image.shape[:2]) if tile is None else tile
+  if tile:
+    return tiling.compress(model, *_tiled_input(model, image, text, tile), tile)
   outs, infos = compress_batch(model, image[None], None if text is None else np.asarray(text)[None])
   return outs[0], infos[0]
 
@@ -98,10 +118,16 @@ def check_declared_size(model: CodecModel, bs: bitstream.Bitstream, max_pixels: 
     raise UserError(f".jsc declares a {bs.width}x{bs.height} image ({bs.width * bs.height} pixels), over the "
                     f"limit of {max_pixels} (--max-pixels)")
   hp, wp = padded_size(bs.height, bs.width, model.family.pad)
-  for i, (stream, bits) in enumerate(zip(bs.streams, min_stream_bits(model, hp, wp))):
-    if 8 * len(stream) < bits or not stream:
-      raise UserError(f".jsc is corrupt: sub-stream {i} has {len(stream)} bytes, a {bs.width}x{bs.height} image "
-                      f"needs at least {max(4, int(bits // 8))}")
+  shapes = tiling.tile_shapes(hp, wp, bs.tile) if bs.tile else [(hp, wp)]
+  n, bounds = model.family.num_streams, {}
+  for k, shape in enumerate(shapes):
+    if shape not in bounds:
+      bounds[shape] = min_stream_bits(model, *shape)
+    for i, (stream, bits) in enumerate(zip(bs.streams[k * n:(k + 1) * n], bounds[shape])):
+      if 8 * len(stream) < bits or not stream:
+        where = f" of tile {k}" if bs.tile else ""
+        raise UserError(f".jsc is corrupt: sub-stream {i}{where} has {len(stream)} bytes, a {bs.width}x{bs.height} "
+                        f"image needs at least {max(4, int(bits // 8))}")
 
 
 def decompress(model: CodecModel, data: bytes, return_latents: bool = False, max_pixels: int = MAX_PIXELS):
@@ -110,20 +136,33 @@ def decompress(model: CodecModel, data: bytes, return_latents: bool = False, max
   if bs.model_id != model.model_id:
     raise UserError(f"this .jsc was made by model {bs.model_id.hex()}, not by the loaded model "
                     f"{model.model_id.hex()}")
-  n = model.family.num_streams
-  if len(bs.streams) != n:
-    raise UserError(f".jsc file has {len(bs.streams)} sub-streams, a {model.family.name} model writes {n}")
+  n, tiles = model.family.num_streams, bitstream.tile_count(bs.height, bs.width, bs.tile)
+  if len(bs.streams) != n * tiles:
+    raise UserError(f".jsc file has {len(bs.streams) // tiles} sub-streams{' per tile' if bs.tile else ''}, a "
+                    f"{model.family.name} model writes {n}")
+  if bs.tile % model.family.pad:
+    raise UserError(f".jsc file has tiles of {bs.tile} pixels, a {model.family.name} model codes multiples of "
+                    f"{model.family.pad}")
   check_declared_size(model, bs, max_pixels)
   hp, wp = padded_size(bs.height, bs.width, model.family.pad)
   try:
-    x_hat, y_hat = model.family.decompress(model, bs.streams, hp, wp)
-    x_hat = np.asarray(x_hat)[0, :bs.height, :bs.width]
+    if bs.tile:
+      y_hat = tiling.decode_latents(model, bs, hp, wp)
+      _check_finite(y_hat)
+      img = tiling.synthesise(model, y_hat, bs.height, bs.width, bs.tile)
+    else:
+      x_hat, y_hat = model.family.decompress(model, bs.streams, hp, wp)
+      x_hat, y_hat = np.asarray(x_hat)[0, :bs.height, :bs.width], np.asarray(y_hat)
+      _check_finite(y_hat, x_hat)
+      img = np.round(x_hat * 255.0).astype(np.uint8)
   except DECODE_ERRORS as e:
     raise UserError(f".jsc payload cannot be decoded ({type(e).__name__}: {e})") from e
-  if not (np.isfinite(x_hat).all() and np.isfinite(np.asarray(y_hat)).all()):
+  return (img, y_hat) if return_latents else img
+
+
+def _check_finite(*arrays: np.ndarray) -> None:
+  if not all(np.isfinite(a).all() for a in arrays):
     raise UserError(".jsc payload decodes to non-finite latents or pixels (corrupt, or not made by this model)")
-  img = np.round(x_hat * 255.0).astype(np.uint8)
-  return (img, np.asarray(y_hat)) if return_latents else img
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -140,3 +179,9 @@ def reconstruct(model: CodecModel, images: Sequence[np.ndarray] | np.ndarray, te
   t = _text_batch(model, text, b)
   out = _forward(model.module, model.params, x, None if t is None else jnp.asarray(t))
   return np.round(np.clip(np.asarray(out["x_hat"])[:, :h, :w], 0, 1) * 255.0).astype(np.uint8), out
+
+
+def reconstruct_tiled(model: CodecModel, image: np.ndarray, text=None, tile: int = tiling.TILE
+                      ) -> tuple[np.ndarray, np.ndarray]:
+  """The model's own tiled inference of one uint8 [H,W,3] image: what `decompress` gives for a tiled .jsc."""
+  return tiling.reconstruct(model, *_tiled_input(model, np.asarray(image), text, tile), tile)

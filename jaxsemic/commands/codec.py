@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--text-encoder", help="HF directory or hub name of the text encoder "
                         "(default: the model's, else all-MiniLM-L6-v2)")
     parser.add_argument("--drop-alpha", action="store_true", help="discard a non-opaque alpha channel")
+    parser.add_argument("--tile", type=int, default=None, help="code the image in tiles of this many pixels "
+                        "(a multiple of 64; 0: never; default: tiles of 1024 above 2048x2048 pixels, which "
+                        "bounds the memory of large photos)")
   else:
     parser.add_argument("input", help=".jsc file, or a folder of .jsc files (folder mode)")
     parser.add_argument("output", help="PNG file to write, or the folder for the PNGs (folder mode)")
@@ -76,7 +79,7 @@ def _compress_file(args, model, src: str, dst: str) -> tuple[dict, object, str |
       print(f"caption: {caption}", file=sys.stderr)
     from jaxsemic.text_lookup import embed_caption
     text = embed_caption(caption, model, args.text_encoder)
-  data, info = api.compress(model, image, text)
+  data, info = api.compress(model, image, text, tile=args.tile)
   image_io.write_atomic(dst, data, args.force)
   return info, model, note
 

@@ -60,7 +60,7 @@ def encode(image: np.ndarray, descriptions: Descriptions, masks: Sequence[np.nda
   desc = limit_words(descriptions, j, l_d, l_all)
   n_obj = len(desc.objects)
   grid = latent_masks([] if masks is None else masks, n_obj, (h, w)) if n_obj else None
-  jsc, _ = api.compress(reference_model, image)
+  jsc, _ = api.compress(reference_model, image, tile=0)  # a .sedic file carries untiled streams
   ref = bitstream.unpack(jsc)
   if ref.flags:
     raise UserError(f"the reference codec writes .jsc flags {ref.flags:#x}, which a .sedic file cannot carry")
