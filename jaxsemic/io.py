@@ -3,6 +3,9 @@
 - Outputs are never overwritten without `--force` (one wording of the error) and appear whole or not at all: they
   are written to a temporary file beside the target, which `os.replace` then moves over it. Their mode is what
   `open()` would give (0666 less the umask), not `mkstemp`'s private 0600.
+- A remote output (`gs://bucket/x.jsc`, any etils.epath scheme) is written to a local temporary file and then
+  uploaded as one object: an object store makes an upload visible whole or not at all (an interrupted upload
+  leaves no object), which is the atomicity `os.replace` gives locally. Buckets have no folders to create.
 - An image file is one whose name ends in one of IMAGE_EXTENSIONS and does not start with "." (macOS `._x.jpg`
   sidecars and other hidden files are not images).
 - Captions come from jsonl sidecars, one reader (`read_captions`) for training, evaluation and the commands.
@@ -49,10 +52,28 @@ def exists_error(path: str | os.PathLike) -> UserError:
   return UserError(f"{path} exists; pass --force to overwrite it")
 
 
+def _check_remote_output(path: str, force: bool, inputs: tuple[str | os.PathLike, ...]) -> None:
+  """check_output for a bucket path: not a folder, not an input, not existing without force, bucket exists."""
+  target = epath.Path(path)
+  if path.endswith("/") or target.is_dir():
+    raise UserError(f"output {path} is a directory; give a file name")
+  if any(path == os.fspath(i) for i in inputs):
+    raise UserError(f"output {path} is the input file; refusing to overwrite it (even with --force)")
+  if target.exists() and not force:
+    raise exists_error(path)
+  scheme, rest = path.split("://", 1)
+  bucket = f"{scheme}://{rest.split('/', 1)[0]}"
+  if not epath.Path(bucket).exists():
+    raise UserError(f"output bucket does not exist: {bucket}")
+
+
 def check_output(path: str | os.PathLike, force: bool, make_parent: bool = False,
                  inputs: tuple[str | os.PathLike, ...] = ()) -> None:
   """Fails early (before any work) if `path` exists without force, is a directory or one of `inputs` (even with
-  force, after resolving links), or its folder is missing."""
+  force, after resolving links), or its folder (its bucket, for a remote path) is missing."""
+  if is_remote(path):
+    _check_remote_output(os.fspath(path), force, inputs)
+    return
   if os.path.isdir(path):
     raise UserError(f"output {path} is a directory; give a file name")
   if any(os.path.realpath(path) == os.path.realpath(i) for i in inputs):
@@ -76,6 +97,10 @@ def _umask() -> int:
 def atomic_path(path: str | os.PathLike, force: bool = False, make_parent: bool = False) -> Iterator[str]:
   """Yields a temporary path to write; on success it replaces `path`, on an error it is removed."""
   check_output(path, force, make_parent)
+  if is_remote(path):
+    with _remote_upload(os.fspath(path)) as tmp:
+      yield tmp
+    return
   path = os.path.abspath(path)
   # The target's extension kept last: writers that pick the format by extension (savefig, np.savez) still work.
   fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", suffix=os.path.splitext(path)[1],
@@ -88,6 +113,16 @@ def atomic_path(path: str | os.PathLike, force: bool = False, make_parent: bool 
   finally:
     if os.path.exists(tmp):
       os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _remote_upload(path: str) -> Iterator[str]:
+  """A local temporary file (with the target's name) that is uploaded to `path` in one write on success."""
+  with tempfile.TemporaryDirectory(prefix="jaxsemic-upload-") as folder:
+    tmp = os.path.join(folder, os.path.basename(path))
+    yield tmp
+    with open(tmp, "rb") as f:
+      epath.Path(path).write_bytes(f.read())
 
 
 def write_bytes(path: str | os.PathLike, data: bytes, force: bool = False) -> None:

@@ -29,9 +29,14 @@ def bucket(tmp_path, monkeypatch):
   def mapped(original, *args, **kwargs):
     return original(*[local(a) if isinstance(a, (str, os.PathLike)) else a for a in args], **kwargs)
 
-  names = ("copy", "exists", "glob", "isdir", "listdir", "makedirs", "mkdir", "open", "remove", "rename",
+  def open_object(original, path, mode="r", **kwargs):
+    if any(c in mode for c in "wax"):  # an object store has no folders to create first
+      os.makedirs(os.path.dirname(local(path)), exist_ok=True)
+    return mapped(original, path, mode, **kwargs)
+
+  names = ("copy", "exists", "glob", "isdir", "listdir", "makedirs", "mkdir", "remove", "rename",
            "replace", "rmtree", "stat", "walk")
-  with epath_testing.mock_epath(**dict.fromkeys(names, mapped)):
+  with epath_testing.mock_epath(**dict.fromkeys(names, mapped), open=open_object):
     yield root
   assert not (tmp_path / "gs:").exists()
 
@@ -80,3 +85,25 @@ def test_model_saved_to_and_loaded_from_the_bucket_compresses_like_the_local_one
   data, _ = api.compress(loaded, image, text)
   assert data == api.compress(tiny_model, image, text)[0]
   assert api.decompress(loaded, data).shape == image.shape
+
+
+def test_outputs_go_to_the_bucket_whole_and_never_overwrite_without_force(bucket):
+  (bucket / "b").mkdir()
+  io.write_bytes("gs://b/out/x.jsc", b"abc")
+  assert (bucket / "b" / "out" / "x.jsc").read_bytes() == b"abc"
+  with pytest.raises(UserError, match="gs://b/out/x.jsc exists; pass --force"):
+    io.write_bytes("gs://b/out/x.jsc", b"new")
+  io.write_json("gs://b/out/x.jsc", {"a": 1}, force=True)
+  assert (bucket / "b" / "out" / "x.jsc").read_text() == '{\n  "a": 1\n}\n'
+  with pytest.raises(RuntimeError):  # a failed writer uploads nothing
+    with io.atomic_path("gs://b/out/half.png") as tmp:
+      assert not io.is_remote(tmp) and tmp.endswith("half.png")  # the extension kept for savefig & co
+      open(tmp, "wb").write(b"partial")
+      raise RuntimeError("writer failed")
+  assert sorted(os.listdir(bucket / "b" / "out")) == ["x.jsc"]
+  with pytest.raises(UserError, match="output gs://b/out is a directory"):
+    io.check_output("gs://b/out", force=True)
+  with pytest.raises(UserError, match="is the input file"):
+    io.check_output("gs://b/out/x.jsc", force=True, inputs=("gs://b/out/x.jsc",))
+  with pytest.raises(UserError, match="output bucket does not exist: gs://nobucket"):
+    io.check_output("gs://nobucket/x.jsc", force=False)
