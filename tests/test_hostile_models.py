@@ -77,3 +77,16 @@ def test_config_that_no_longer_matches_the_params_is_refused(tiny_model_dir, tmp
   with pytest.raises(UserError) as e:
     model_io.load_model(str(d))
   assert "\n" not in str(e.value)
+
+
+def test_truncated_params_file_is_one_line(tiny_model_dir, tmp_path):
+  """A truncated orbax params/ file: the CLI prints one error line, not the reads' "Event loop is closed" noise."""
+  from conftest import run_cli
+  from PIL import Image
+  d = _copy(tiny_model_dir, tmp_path, "truncated")
+  big = max((p for p in (d / "params").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+  big.write_bytes(big.read_bytes()[:big.stat().st_size // 2])
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+  r = run_cli("compress", tmp_path / "a.png", tmp_path / "a.jsc", "--model", d)
+  assert r.returncode != 0 and not (tmp_path / "a.jsc").exists()
+  assert r.stderr.count("\n") == 1 and r.stderr.startswith("jaxsemic compress: error: cannot load model"), r.stderr

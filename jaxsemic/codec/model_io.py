@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import zipfile
 from typing import Any, Mapping
@@ -192,6 +193,25 @@ def _load_remote(path: str) -> CodecModel:
     return dataclasses.replace(load_model(os.path.join(tmp, "model")), path=path)
 
 
+def _ignore_reads_after_closed_loop() -> None:
+  """Silences tensorstore reads that complete after a failed orbax restore has closed its event loop.
+
+  When one read of a damaged params/ fails, orbax's event loop closes while the other reads are still running;
+  each then reports "RuntimeError: Event loop is closed" through sys.unraisablehook, ~20 tracebacks after the
+  real error. This filter (installed once, chaining to the previous hook) drops only that message.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, "jaxsemic_closed_loop_filter", False):
+    return
+
+  def hook(unraisable):
+    if not (isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"):
+      previous(unraisable)
+
+  hook.jaxsemic_closed_loop_filter = True
+  sys.unraisablehook = hook
+
+
 def load_model(path: str) -> CodecModel:
   """Loads a model directory written by `save_model` (local or gs://...); UserError if missing or not one."""
   if io.is_remote(path):
@@ -223,6 +243,7 @@ def load_model(path: str) -> CodecModel:
       params = params_file.load(os.path.join(path, params_file.FILENAME), abstract_params(cfg))
     else:
       import orbax.checkpoint as ocp
+      _ignore_reads_after_closed_loop()
       with ocp.StandardCheckpointer() as ckptr:
         params = ckptr.restore(os.path.join(path, "params"), abstract_params(cfg))
     with np.load(os.path.join(path, "tables.npz")) as z:
