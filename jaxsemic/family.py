@@ -40,6 +40,14 @@ class Family:
   num_streams: int  # sub-streams of its .jsc files
   text_dim: Callable[[Any], int] = lambda cfg: 0  # size of the text vector the encoder reads (0: no text)
   pad: int = 64  # images are edge-padded to multiples of this (the total downsampling)
+  # Decoders, same signature as `decompress`, of older .jsc format versions whose payload this family laid out
+  # differently (docs/bitstream.md): ((version, decompress), ...).
+  older_decompress: tuple[tuple[int, Callable[[Any, Sequence[bytes], int, int], tuple[jax.Array, jax.Array]]],
+                          ...] = ()
+
+  def decompress_for(self, version: int):
+    """The decoder of this family's sub-streams in a .jsc file of format `version`."""
+    return dict(self.older_decompress).get(version, self.decompress)
 
 
 def coder_precision():

@@ -151,7 +151,7 @@ def decompress(model: CodecModel, data: bytes, return_latents: bool = False, max
       _check_finite(y_hat)
       img = tiling.synthesise(model, y_hat, bs.height, bs.width, bs.tile)
     else:
-      x_hat, y_hat = model.family.decompress(model, bs.streams, hp, wp)
+      x_hat, y_hat = model.family.decompress_for(bs.version)(model, bs.streams, hp, wp)
       x_hat, y_hat = np.asarray(x_hat)[0, :bs.height, :bs.width], np.asarray(y_hat)
       _check_finite(y_hat, x_hat)
       img = np.round(x_hat * 255.0).astype(np.uint8)

@@ -9,7 +9,8 @@ import zlib
 from jaxsemic.errors import UserError
 
 MAGIC = b"JSC\x1a"
-VERSION = 1
+VERSION = 2  # written; version 1 differs only in the context models' y order (docs/bitstream.md)
+READABLE_VERSIONS = (1, 2)
 MAX_SIDE = 1 << 16
 TILE_MULTIPLE = 64  # a tiled file's tile side is a multiple of this (the families' padding)
 FLAG_TILED = 0x01  # flags bit 0: the image is coded in tiles (a u32 tile side follows the header)
@@ -26,6 +27,7 @@ class Bitstream:
   streams: tuple[bytes, ...]  # tiled: every tile's sub-streams, tile after tile in raster order
   flags: int = 0  # reserved bits; FLAG_TILED is set by `pack` when `tile` is non-zero
   tile: int = 0  # tile side in pixels (0: one tile, the format of untiled files)
+  version: int = VERSION  # format version (the family decodes older versions' payloads with their own rules)
 
 
 def tile_count(height: int, width: int, tile: int) -> int:
@@ -41,7 +43,9 @@ def pack(b: Bitstream) -> bytes:
   if len(b.streams) % tiles:
     raise ValueError(f"{len(b.streams)} sub-streams do not split into {tiles} tiles")
   flags = b.flags | (FLAG_TILED if b.tile else 0)
-  head = _HEADER.pack(MAGIC, VERSION, flags, b.model_id, b.height, b.width, len(b.streams) // tiles)
+  if b.version not in READABLE_VERSIONS:
+    raise ValueError(f"unknown .jsc format version {b.version}")
+  head = _HEADER.pack(MAGIC, b.version, flags, b.model_id, b.height, b.width, len(b.streams) // tiles)
   if b.tile:
     head += struct.pack("<I", b.tile)
   lengths = b"".join(struct.pack("<I", len(s)) for s in b.streams)
@@ -55,8 +59,9 @@ def unpack(data: bytes) -> Bitstream:
     raise UserError("not a jaxsemic .jsc file (bad magic or too short)")
   body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
   magic, version, flags, model_id, h, w, n = _HEADER.unpack_from(body)
-  if version != VERSION:
-    raise UserError(f".jsc format version {version} is not supported (this jaxsemic reads {VERSION})")
+  if version not in READABLE_VERSIONS:
+    raise UserError(f".jsc format version {version} is not supported (this jaxsemic reads "
+                    f"{', '.join(map(str, READABLE_VERSIONS))})")
   if zlib.crc32(body) != crc:
     raise UserError(".jsc file is corrupt or truncated (CRC32 mismatch)")
   if flags & ~FLAG_TILED:
@@ -82,4 +87,4 @@ def unpack(data: bytes) -> Bitstream:
   for length in lengths:
     streams.append(body[off:off + length])
     off += length
-  return Bitstream(model_id, h, w, tuple(streams), flags & ~FLAG_TILED, tile)
+  return Bitstream(model_id, h, w, tuple(streams), flags & ~FLAG_TILED, tile, version)

@@ -162,8 +162,8 @@ def decode_latents(model, bs: bitstream.Bitstream, hp: int, wp: int) -> np.ndarr
   view, n = latent_view(model), model.family.num_streams
   y_hat = None
   for k, ((r0, r1), (c0, c1)) in enumerate(grid(hp // STRIDE, wp // STRIDE, bs.tile // STRIDE)):
-    _, y_tile = model.family.decompress(view, bs.streams[k * n:(k + 1) * n], (r1 - r0) * STRIDE,
-                                        (c1 - c0) * STRIDE)
+    decode = model.family.decompress_for(bs.version)
+    _, y_tile = decode(view, bs.streams[k * n:(k + 1) * n], (r1 - r0) * STRIDE, (c1 - c0) * STRIDE)
     y_tile = np.asarray(y_tile)
     if y_hat is None:
       y_hat = np.zeros((1, hp // STRIDE, wp // STRIDE, y_tile.shape[-1]), np.float32)

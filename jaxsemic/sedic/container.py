@@ -17,7 +17,10 @@ from jaxsemic.sedic import maskcode, textcode
 from jaxsemic.sedic.descriptions import MAX_LIMIT, MAX_OBJECTS, Descriptions, from_texts, texts
 
 MAGIC = b"SDC\x1a"
-VERSION = 1
+VERSION = 2  # written
+# The embedded reference sub-streams are those of a .jsc file of the same format version as the .sedic file
+# (version 2: a context-model reference codes y diagonal by diagonal; version 1: in raster order).
+READABLE_VERSIONS = (1, 2)
 MAX_SIDE = 1 << 16
 MAX_REF_STREAMS = 16
 _J_MASK = 0b11
@@ -41,6 +44,7 @@ class SedicFile:
   ref_streams: tuple[bytes, ...]
   text_stream: bytes
   mask_stream: bytes | None  # None when no masks are sent
+  version: int = VERSION  # format version, also the .jsc format version of `ref_streams`
 
   @property
   def n_texts(self) -> int:
@@ -89,6 +93,8 @@ def _check(f: SedicFile) -> None:
     raise UserError(f".sedic needs 1..{MAX_REF_STREAMS} reference sub-streams, got {len(f.ref_streams)}")
   if f.mask_stream is not None and f.j == 0:
     raise UserError(".sedic file with J = 0 cannot carry masks")
+  if f.version not in READABLE_VERSIONS:
+    raise UserError(f".sedic format version {f.version} is not supported")
 
 
 def pack(f: SedicFile) -> bytes:
@@ -96,7 +102,7 @@ def pack(f: SedicFile) -> bytes:
   _check(f)
   flags = f.j | (_NAMES if f.names_sent else 0) | (_MASKS if f.mask_stream is not None else 0)
   streams = list(f.ref_streams) + [f.text_stream] + ([f.mask_stream] if f.mask_stream is not None else [])
-  head = (MAGIC + bytes([VERSION, flags]) + leb128(f.height) + leb128(f.width) + f.ref_model_id
+  head = (MAGIC + bytes([f.version, flags]) + leb128(f.height) + leb128(f.width) + f.ref_model_id
           + bytes([f.text_model_id, f.l_d, f.l_all, len(f.ref_streams)]))
   body = head + b"".join(leb128(len(s)) for s in streams) + b"".join(streams)
   return body + struct.pack("<I", zlib.crc32(body))
@@ -111,8 +117,9 @@ def unpack(data: bytes) -> SedicFile:
   data = bytes(data)
   if len(data) < 10 or data[:4] != MAGIC:
     raise UserError("not a jaxsemic .sedic file (bad magic or too short)")
-  if data[4] != VERSION:
-    raise UserError(f".sedic format version {data[4]} is not supported (this jaxsemic reads {VERSION})")
+  if data[4] not in READABLE_VERSIONS:
+    raise UserError(f".sedic format version {data[4]} is not supported (this jaxsemic reads "
+                    f"{', '.join(map(str, READABLE_VERSIONS))})")
   body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
   if zlib.crc32(body) != crc:
     raise UserError(".sedic file is corrupt or truncated (CRC-32 mismatch)")
@@ -140,7 +147,7 @@ def unpack(data: bytes) -> SedicFile:
     streams.append(body[off:off + length])
     off += length
   f = SedicFile(model_id, text_id, height, width, flags & _J_MASK, bool(flags & _NAMES), l_d, l_all,
-                tuple(streams[:n_ref]), streams[n_ref], streams[n_ref + 1] if flags & _MASKS else None)
+                tuple(streams[:n_ref]), streams[n_ref], streams[n_ref + 1] if flags & _MASKS else None, data[4])
   _check(f)
   return f
 

@@ -67,7 +67,8 @@ def encode(image: np.ndarray, descriptions: Descriptions, masks: Sequence[np.nda
   text_stream, mask_stream = container.encode_semantics(desc, grid, True, textcode.TextModel.load(text_model_id))
   data = container.pack(container.SedicFile(
       ref_model_id=ref.model_id, text_model_id=text_model_id, height=h, width=w, j=n_obj, names_sent=True,
-      l_d=l_d, l_all=l_all, ref_streams=ref.streams, text_stream=text_stream, mask_stream=mask_stream))
+      l_d=l_d, l_all=l_all, ref_streams=ref.streams, text_stream=text_stream, mask_stream=mask_stream,
+      version=ref.version))
   notes = [f"mask {i + 1} ({desc.objects[i].name!r}) is {m.shape[1]}x{m.shape[0]}, stretched to the {w}x{h} image"
            for i, m in enumerate([] if masks is None else list(masks)[:n_obj]) if not same_aspect(m.shape, (h, w))]
   notes += [f"mask {i + 1} ({desc.objects[i].name!r}) is empty on the {grid.shape[2]}x{grid.shape[1]} latent grid"
@@ -80,7 +81,7 @@ def encode(image: np.ndarray, descriptions: Descriptions, masks: Sequence[np.nda
 
 def reference_jsc(f: container.SedicFile) -> bytes:
   """The reference image's `.jsc` rebuilt from the embedded sub-streams."""
-  return bitstream.pack(bitstream.Bitstream(f.ref_model_id, f.height, f.width, f.ref_streams))
+  return bitstream.pack(bitstream.Bitstream(f.ref_model_id, f.height, f.width, f.ref_streams, version=f.version))
 
 
 def decode_reference(file_bytes: bytes, reference_model: CodecModel) -> np.ndarray:

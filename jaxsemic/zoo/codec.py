@@ -4,7 +4,8 @@ Three drivers, each range-coding with `entropy.coder.TableCoder`; a family picks
   factorized  1 stream (y)     y symbols round(y - median) with the entropy bottleneck's per-channel tables
   gaussian    2 streams (z, y) z as above; y symbols round(y - mean) with the Gaussian table of each scale index
                                (zero means in bmshj2018-hyperprior, h_s's means in mbt2018-mean)
-  context     2 streams (z, y) y coded position by position in raster order (`zoo.context_coding`)
+  context     2 streams (z, y) y coded diagonal by diagonal (t = 3r + c), one range-coder chunk per diagonal
+                               (`zoo.context_coding`); .jsc version 1 files: position by position, raster
 The tables `z_*` always hold the entropy bottleneck's (which codes y in the factorized model). Images are coded
 one at a time, so the encoder runs the decoder's shapes.
 """
@@ -154,29 +155,41 @@ def gaussian_decompress(model, streams: Sequence[bytes], hp: int, wp: int):
 gaussian_compress = _per_image(_gaussian_one)
 
 
-# --- context: z through the bottleneck, y serially with the masked-conv context (zoo.context_coding) --------------
+# --- context: z through the bottleneck, y with the masked-conv context, diagonal by diagonal (zoo.context_coding) --
 
-def _context_one(model, x):
+def context_streams(model, x, order: str = "wavefront"):
+  """(z, y) sub-streams and estimated bits of one padded image [1,Hp,Wp,3] with y coded in `order`."""
   m, p = model.module, model.params
   y, z_hat, z_stream, bits = _front(model, x, hyper=True)
   with coder_precision():
     hyper = _hyper(m, p, z_hat)
-    _, syms, idxs, y_bits = context_coding.run(m, p, hyper[0], y[0], model.scale_table, context_coding.echo)
-  return (z_stream, _y_stream(model, zip(syms, idxs))), bits + float(y_bits)  # one chunk per latent position
+    _, chunks, y_bits = context_coding.run(m, p, hyper[0], y[0], model.scale_table, context_coding.echo, order)
+  return (z_stream, _y_stream(model, chunks)), bits + y_bits
 
 
-def context_decompress(model, streams: Sequence[bytes], hp: int, wp: int):
+def context_decode(model, streams: Sequence[bytes], hp: int, wp: int, order: str):
+  """(x_hat, y_hat) from (z, y) sub-streams whose y is coded in `order` (`context_coding.run`)."""
   m, p = model.module, model.params
   z_hat = _decode_bottleneck(model, streams[0], (hp // 64, wp // 64, model.cfg.N))
   host = context_coding.Decoding(model.y_coder, coder.new_decoder(streams[1]))
   with coder_precision():
     hyper = _hyper(m, p, z_hat)
     y0 = np.zeros((hp // 16, wp // 16, model.cfg.M), np.float32)
-    y_hat_1, _, _, _ = context_coding.run(m, p, hyper[0], y0, model.scale_table, host)
+    y_hat_1, _, _ = context_coding.run(m, p, hyper[0], y0, model.scale_table, host, order)
   if host.error is not None:
     raise host.error
   y_hat = jnp.asarray(y_hat_1[None])
   return synthesis(m, p, y_hat), y_hat
 
 
-context_compress = _per_image(_context_one)
+def context_decompress(model, streams: Sequence[bytes], hp: int, wp: int):
+  """Decodes y diagonal by diagonal (the .jsc format since version 2)."""
+  return context_decode(model, streams, hp, wp, "wavefront")
+
+
+def context_decompress_v1(model, streams: Sequence[bytes], hp: int, wp: int):
+  """Decodes a .jsc version 1 file: y position by position in raster order, with version 1's serial program."""
+  return context_decode(model, streams, hp, wp, "serial")
+
+
+context_compress = _per_image(context_streams)

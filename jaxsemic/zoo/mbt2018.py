@@ -2,8 +2,8 @@
 
 `mbt2018-mean`: the hyperprior predicts a mean and a scale per latent (Sec. 2). `mbt2018`: additionally a
 5x5 masked convolution over the already decoded latents (the context model, Fig. 2 and Sec. 3); its
-parameters are merged with the hyperprior's by 1x1 convolutions. Decoding is serial in raster order; here
-one jitted `lax.scan` step per latent position (`zoo.context_coding`), never a Python loop over pixels.
+parameters are merged with the hyperprior's by 1x1 convolutions. Decoding is sequential: here one jitted
+`lax.scan` step per diagonal of latent positions (`zoo.context_coding`), never a Python loop over pixels.
 """
 
 from __future__ import annotations
@@ -71,6 +71,18 @@ class MaskedConv(nn.Module):
     """Context features of one position from its k x k neighbourhood [k,k,in] -> [features]."""
     return jnp.einsum("hwi,hwio->o", window, self.masked_kernel().astype(window.dtype)) + self.bias
 
+  def at_many(self, windows: Array) -> Array:
+    """Context features of B positions from their neighbourhoods [B,k,k,in] -> [B,features], causal taps only.
+
+    One [B, taps*in] x [taps*in, features] matmul over the (k*k - 1)/2 taps the mask keeps (half the work of
+    the full window). Rows are independent: a position's numbers depend on its row only, not on the other rows.
+    """
+    taps = np.flatnonzero(causal_mask(self.kernel_size)[:, :, 0, 0].ravel())
+    k2 = self.kernel_size ** 2
+    x = windows.reshape(windows.shape[0], k2, -1)[:, taps].reshape(windows.shape[0], -1)
+    kern = self.kernel.reshape(k2, self.in_features, self.features)[taps].reshape(-1, self.features)
+    return x @ kern.astype(x.dtype) + self.bias
+
 
 class EntropyParameters(nn.Module):
   """Three 1x1 convs 4M -> 10M/3 -> 8M/3 -> 2M with LeakyReLU: (hyper params, context) -> (scales, means)."""
@@ -127,6 +139,12 @@ class JointAutoregressive(MeanScaleHyperprior):
     ctx = self.context_prediction.at(window)
     h = jnp.concatenate([hyper_px, ctx])[None, None, None, :]
     return split_scales_means(self.entropy_parameters(h)[0, 0, 0])
+
+  def context_params_many(self, hyper_px: Array, windows: Array) -> tuple[Array, Array]:
+    """(scales, means) [B,M] of B positions from their hyper params [B,2M] and y_hat neighbourhoods [B,k,k,M]."""
+    ctx = self.context_prediction.at_many(windows)
+    h = jnp.concatenate([hyper_px, ctx], axis=-1)[:, None, None, :]
+    return split_scales_means(self.entropy_parameters(h)[:, 0, 0])
 
   def __call__(self, x: Array, text: Array | None = None, train: bool = False) -> dict:
     """As CompressAI's forward: the context and g_s see round(y); the rate uses round(y - mu) + mu."""
