@@ -1,17 +1,24 @@
-"""One UNet + ControlNet denoising step at SD-1.5 size: our Flax port vs diffusers (PyTorch) on this CPU.
+"""One UNet + ControlNet denoising step at SD-1.5 size: our Flax port vs diffusers (PyTorch), same weights, one run.
 
-Random weights, 64x64 latent (512x512 hint), batch 1, 77 context tokens, fp32. Also times the ORAG step
-of SEDIC (Sec. III-B, eq. 3): dE/dz through the cross-attention maps of `--layers`, then the step.
-Prints seconds per step and the ratios, and the process' peak memory after each phase.
+diffusers' models are built with seeded random weights (its zero-initialised ControlNet convolutions get small
+random values, so the residuals are not all zero) and converted to ours (`params_from_state_dict`). Batch 1,
+77 context tokens, a 64x64 latent (512x512 hint), float32. Each side's first call is timed apart (ours includes
+tracing and XLA compilation); then the sides take turns (ours, diffusers, ours, ...) for --reps rounds. The
+ORAG step of SEDIC (Sec. III-B, eq. 3: dE/dz through the cross-attention maps of three `up_blocks.1` layers,
+through ControlNet and UNet, then the step) is timed against our plain step in turns too, after diffusers'
+models are freed; its peak RSS is the process' high-water mark during that phase (reset via /proc/self/clear_refs).
+Prints the CPU model and the load average with every result.
 
-  python benchmarks/diffusion_step.py             # all phases (several minutes on a shared 2-core CPU)
-  python benchmarks/diffusion_step.py --reps 1 --warmup 0   # what the docs report (one call each)
-  python benchmarks/diffusion_step.py --skip-grad --reps 1 --latent 32
+  python benchmarks/diffusion_step.py                # the whole table at SD-1.5 size (~10 GiB, minutes)
+  python benchmarks/diffusion_step.py --size half    # half the channels (same depth, 4096-token attention)
+  python benchmarks/diffusion_step.py --size half --latent 32 --reps 1 --skip-guided   # quickest check
 """
 
 import argparse
 import gc
-import resource
+import os
+import statistics
+import subprocess
 import time
 
 import jax
@@ -21,106 +28,188 @@ import numpy as np
 from jaxsemic.diffusion.config import UNetConfig
 from jaxsemic.diffusion.controlnet import ControlNetModel
 from jaxsemic.diffusion.guidance import guided_latent
-from jaxsemic.diffusion.pretrained import random_params
+from jaxsemic.diffusion.pretrained import params_from_state_dict
 from jaxsemic.diffusion.unet import UNet2DConditionModel
 
 SD15 = dict(in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
             attention_head_dim=8, cross_attention_dim=768, norm_num_groups=32,
             down_block_types=('CrossAttnDownBlock2D',) * 3 + ('DownBlock2D',),
             up_block_types=('UpBlock2D',) + ('CrossAttnUpBlock2D',) * 3)
-ORAG_LAYERS = ('up_blocks.1.attentions.0.transformer_blocks.0.attn2',
-               'up_blocks.1.attentions.1.transformer_blocks.0.attn2',
-               'up_blocks.1.attentions.2.transformer_blocks.0.attn2')
+SIZES = {'sd15': SD15, 'half': {**SD15, 'block_out_channels': (160, 320, 640, 640)}}
+ORAG_LAYERS = tuple(f'up_blocks.1.attentions.{i}.transformer_blocks.0.attn2' for i in range(3))
+ORAG_TOKENS, ORAG_ETA = (1, 2), 40.0
 
 
-def peak_gib() -> float:
-  """Peak resident memory of this process so far, GiB."""
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+def cpu_model() -> str:
+  """lscpu's `Model name`."""
+  try:
+    out = subprocess.run(['lscpu'], capture_output=True, text=True, check=False).stdout
+  except OSError:
+    return 'unknown'
+  return next((line.split(':', 1)[1].strip() for line in out.splitlines() if line.startswith('Model name')),
+              'unknown')
 
 
-def timed(fn, reps: int) -> float:
-  """Median wall time of fn() over reps calls (after the caller's warm-up)."""
-  times = []
-  for _ in range(reps):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
+def load() -> str:
+  """The 1/5/15-minute load averages."""
+  return '/'.join(f'{v:.1f}' for v in os.getloadavg())
 
 
-def bench_jax(args) -> dict[str, float]:
-  """Compile + time our step (and the ORAG guided step)."""
-  dtype = jnp.dtype(args.dtype)
-  cfg = UNetConfig.from_diffusers(SD15)
-  unet, cn = UNet2DConditionModel(cfg, dtype=dtype), ControlNetModel(cfg, 'pixel', dtype=dtype)
-  unet_params, cn_params = random_params(unet, 'unet', 0), random_params(cn, 'controlnet', 1)
-  rng = np.random.default_rng(0)
-  z = jnp.asarray(rng.standard_normal((1, args.latent, args.latent, 4), np.float32))
-  ctx = jnp.asarray(rng.standard_normal((1, 77, 768), np.float32))
-  hint = jnp.asarray(rng.random((1, 8 * args.latent, 8 * args.latent, 3), np.float32))
-  t = jnp.asarray([500.0])
-
-  def step(up, cp, z):
-    down, mid = cn.apply({'params': cp}, z, t, ctx, hint, 1.0)
-    return unet.apply({'params': up}, z, t, ctx, down, mid)
-
-  def orag_step(up, cp, z):
-    mask = jnp.zeros((1, args.latent, args.latent)).at[:, :, : args.latent // 2].set(1.0)
-    control = lambda latent: cn.apply({'params': cp}, latent, t, ctx, hint, 1.0)
-    z, _ = guided_latent(unet, up, z, t, ctx, mask, [1, 2], ORAG_LAYERS, 40.0, control)
-    return step(up, cp, z)
-
-  out = {}
-  for name, fn in (('step', step), ('orag', orag_step))[: 1 if args.skip_grad else 2]:
-    start = time.perf_counter()
-    compiled = jax.jit(fn).lower(unet_params, cn_params, z).compile()
-    compile_seconds = time.perf_counter() - start
-    out[name] = timed(lambda: jax.block_until_ready(compiled(unet_params, cn_params, z)), args.reps)
-    print(f'jax {name}: compile {compile_seconds:.1f} s, step {out[name]:.2f} s, peak {peak_gib():.1f} GiB',
-          flush=True)
-  return out
+def memory_gib(field: str) -> float:
+  """VmHWM (peak RSS) or VmRSS of this process, GiB."""
+  with open('/proc/self/status', encoding='ascii') as status:
+    kib = next(int(line.split()[1]) for line in status if line.startswith(field + ':'))
+  return kib / 2 ** 20
 
 
-def bench_torch(args) -> float:
-  """Time diffusers' ControlNetModel + UNet2DConditionModel for the same step."""
+def reset_peak() -> None:
+  """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM)."""
+  with open('/proc/self/clear_refs', 'w', encoding='ascii') as refs:
+    refs.write('5')
+
+
+def seconds(fn) -> float:
+  """Wall time of one fn() call."""
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
+
+
+def diffusers_models(arch: dict, seed: int = 0):
+  """diffusers' UNet and ControlNet, seeded; zero-initialised tensors get small random values."""
   import diffusers  # pylint: disable=import-outside-toplevel
   import torch  # pylint: disable=import-outside-toplevel
-  torch.manual_seed(0)
-  unet = diffusers.UNet2DConditionModel(**SD15).eval()
-  cn = diffusers.ControlNetModel(**{k: v for k, v in SD15.items() if k not in ('up_block_types', 'out_channels')}
-                                 ).eval()
-  z = torch.randn(1, 4, args.latent, args.latent)
-  ctx, hint, t = torch.randn(1, 77, 768), torch.rand(1, 3, 8 * args.latent, 8 * args.latent), torch.tensor([500.0])
+  torch.manual_seed(seed)
+  unet = diffusers.UNet2DConditionModel(**arch).eval()
+  cn = diffusers.ControlNetModel(**{k: v for k, v in arch.items() if k not in ('up_block_types', 'out_channels')})
+  with torch.no_grad():
+    for tensor in cn.parameters():
+      if not tensor.any():
+        tensor.normal_(0.0, 0.02)
+  return unet, cn.eval()
+
+
+def inputs(latent: int, seed: int = 0) -> dict[str, np.ndarray]:
+  """Latent, text context and hint (NHWC) shared by both sides."""
+  rng = np.random.default_rng(seed)
+  return dict(z=rng.standard_normal((1, latent, latent, 4), np.float32),
+              ctx=rng.standard_normal((1, 77, 768), np.float32),
+              hint=rng.random((1, 8 * latent, 8 * latent, 3), np.float32))
+
+
+def torch_step(unet, cn, data: dict[str, np.ndarray]):
+  """diffusers' ControlNet + UNet step as a no-argument callable returning NHWC numpy."""
+  import torch  # pylint: disable=import-outside-toplevel
+  z = torch.from_numpy(data['z'].transpose(0, 3, 1, 2).copy())
+  hint = torch.from_numpy(data['hint'].transpose(0, 3, 1, 2).copy())
+  ctx, t = torch.from_numpy(data['ctx']), torch.tensor([500.0])
 
   def step():
     with torch.no_grad():
       down, mid = cn(z, t, ctx, controlnet_cond=hint, return_dict=False)
-      return unet(z, t, ctx, down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
+      out = unet(z, t, ctx, down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
+    return out.numpy().transpose(0, 2, 3, 1)
 
-  if args.warmup:
-    step()
-  seconds = timed(step, args.reps)
-  print(f'torch step: {seconds:.2f} s (threads {torch.get_num_threads()}), peak {peak_gib():.1f} GiB', flush=True)
-  return seconds
+  return step
+
+
+def jax_steps(arch: dict, state_dicts, data: dict[str, np.ndarray], dtype):
+  """Our modules and params (converted from diffusers'), the plain and the ORAG step functions."""
+  cfg = UNetConfig.from_diffusers(arch)
+  unet, cn = UNet2DConditionModel(cfg, dtype=dtype), ControlNetModel(cfg, 'pixel', dtype=dtype)
+  params = (params_from_state_dict(unet, 'unet', state_dicts[0]), params_from_state_dict(cn, 'controlnet',
+                                                                                           state_dicts[1]))
+  ctx, hint, t = jnp.asarray(data['ctx']), jnp.asarray(data['hint']), jnp.asarray([500.0])
+  latent = data['z'].shape[1]
+  mask = jnp.zeros((1, latent, latent)).at[:, :, : latent // 2].set(1.0)
+
+  def step(params, z):
+    down, mid = cn.apply({'params': params[1]}, z, t, ctx, hint, 1.0)
+    return unet.apply({'params': params[0]}, z, t, ctx, down, mid)
+
+  def orag_step(params, z):
+    control = lambda latent: cn.apply({'params': params[1]}, latent, t, ctx, hint, 1.0)
+    z, _ = guided_latent(unet, params[0], z, t, ctx, mask, ORAG_TOKENS, ORAG_LAYERS, ORAG_ETA, control)
+    return step(params, z)
+
+  return params, step, orag_step
+
+
+def compile_timed(fn, *args):
+  """jit + lower + compile; returns (compiled, seconds, XLA temp buffer GiB)."""
+  start = time.perf_counter()
+  compiled = jax.jit(fn).lower(*args).compile()
+  elapsed = time.perf_counter() - start
+  memory = compiled.memory_analysis()
+  return compiled, elapsed, (memory.temp_size_in_bytes / 2 ** 30 if memory is not None else float('nan'))
+
+
+def take_turns(fns: dict, reps: int) -> dict[str, list[float]]:
+  """Call each fn in turn, `reps` rounds; wall seconds per call."""
+  times = {name: [] for name in fns}
+  for _ in range(reps):
+    for name, fn in fns.items():
+      times[name].append(seconds(fn))
+  return times
+
+
+def row(name: str, times: list[float], first: float, extra: str = '') -> str:
+  """One table line: min and median seconds, first-call seconds."""
+  return (f'{name:34}{min(times):9.2f}{statistics.median(times):9.2f}{first:11.1f}  {extra}').rstrip()
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--size', default='sd15', choices=tuple(SIZES), help='sd15, or half the channels')
   parser.add_argument('--latent', type=int, default=64, help='latent side (64 = 512x512 images)')
-  parser.add_argument('--reps', type=int, default=2, help='timed calls per phase (median)')
-  parser.add_argument('--warmup', type=int, default=1, help='untimed PyTorch calls first (0 or 1)')
+  parser.add_argument('--reps', type=int, default=3, help='timed rounds after the first calls')
   parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'))
-  parser.add_argument('--skip-grad', action='store_true', help='skip the ORAG (differentiated maps) step')
+  parser.add_argument('--skip-guided', action='store_true', help='skip the ORAG step')
   args = parser.parse_args()
-  ours = bench_jax(args)
+  import torch  # pylint: disable=import-outside-toplevel
+  arch, data = SIZES[args.size], inputs(args.latent)
+  print(f'CPU {cpu_model()}, {os.cpu_count()} cores; jax {jax.__version__}, torch {torch.__version__} '
+        f'({torch.get_num_threads()} threads); {args.size} channels {arch["block_out_channels"]}, latent '
+        f'{args.latent}, batch 1, {args.dtype}; load {load()}', flush=True)
+  t_unet, t_cn = diffusers_models(arch)
+  params, step, orag_step = jax_steps(arch, (t_unet.state_dict(), t_cn.state_dict()), data, jnp.dtype(args.dtype))
+  z = jnp.asarray(data['z'])
+  theirs = torch_step(t_unet, t_cn, data)
+  compiled, compile_s, temp_gib = compile_timed(step, params, z)
+  ours = lambda: jax.block_until_ready(compiled(params, z))
+  first_ours = compile_s + seconds(ours)
+  first_theirs = seconds(theirs)
+  reference = theirs()
+  difference = np.abs(np.asarray(ours(), np.float32) - reference).max() / np.abs(reference).max()
+  times = take_turns({'ours': ours, 'diffusers': theirs}, args.reps)
+  ratio_min = min(times['ours']) / min(times['diffusers'])
+  ratio_median = statistics.median(times['ours']) / statistics.median(times['diffusers'])
+  print(f'\n{"UNet + ControlNet step":34}{"min s":>9}{"median s":>9}{"first s":>11}  (load {load()})')
+  print(row('diffusers (PyTorch)', times['diffusers'], first_theirs))
+  print(row('ours (first: compile + call)', times['ours'], first_ours, f'compile {compile_s:.1f} s, '
+            f'XLA temp {temp_gib:.2f} GiB'))
+  print(f'RESULT ours/diffusers step time: min {ratio_min:.2f}, median {ratio_median:.2f} (target <= 1.0); '
+        f'max |ours - diffusers| / max |diffusers| = {difference:.1e}; load {load()}', flush=True)
+  if args.skip_guided:
+    return
+  del t_unet, t_cn, theirs
   gc.collect()
-  reference = bench_torch(args)
-  print(f'RESULT ours/diffusers step time: {ours["step"] / reference:.2f} '
-        f'(ours {ours["step"]:.2f} s, diffusers {reference:.2f} s, latent {args.latent}, {args.dtype})')
-  if 'orag' in ours:
-    print(f'RESULT ORAG step (dE/dz through cross-attention maps + step) / plain step: '
-          f'{ours["orag"] / ours["step"]:.2f} (ours {ours["orag"]:.2f} s)')
-  print(f'peak memory {peak_gib():.1f} GiB')
+  resident = memory_gib('VmRSS')
+  reset_peak()
+  compiled_orag, compile_orag, temp_orag = compile_timed(orag_step, params, z)
+  compile_peak = memory_gib('VmHWM')
+  reset_peak()
+  guided = lambda: jax.block_until_ready(compiled_orag(params, z))
+  first_guided = compile_orag + seconds(guided)
+  times = take_turns({'plain': ours, 'guided': guided}, args.reps)
+  print(f'\n{"ORAG (guided) step":34}{"min s":>9}{"median s":>9}{"first s":>11}  (load {load()})')
+  print(row('ours, plain step', times['plain'], first_ours))
+  print(row('ours, guided step', times['guided'], first_guided, f'compile {compile_orag:.1f} s, '
+            f'XLA temp {temp_orag:.2f} GiB'))
+  print(f'RESULT guided/plain step time: min {min(times["guided"]) / min(times["plain"]):.2f}, median '
+        f'{statistics.median(times["guided"]) / statistics.median(times["plain"]):.2f} (target <= 1.6); '
+        f'peak RSS of the guided phase {memory_gib("VmHWM"):.1f} GiB (weights resident before '
+        f'{resident:.1f} GiB; compile peak {compile_peak:.1f} GiB); load {load()}', flush=True)
 
 
 if __name__ == '__main__':

@@ -67,11 +67,12 @@ def test_resize_mask_keeps_aspect():
   assert resize_mask(jnp.ones((1, 32, 64)), 4 * 8, 0.5).shape == (1, 4, 8)
 
 
-def test_low_memory_attention_equals_plain_with_gradient():
-  from jaxsemic.diffusion.attention import attend, attend_low_memory  # pylint: disable=import-outside-toplevel
-  q, k, v = jax.random.normal(jax.random.key(5), (3, 1, 256, 2, 8))
+def test_blocked_attention_equals_plain_with_gradient():
+  from jaxsemic.diffusion.attention import attend, attend_blocked, attend_fast  # pylint: disable=import-outside-toplevel
+  q, k, v = jax.random.normal(jax.random.key(5), (3, 2, 256, 2, 8))
   value_and_grad = lambda f: jax.jit(jax.value_and_grad(lambda q: (f(q) ** 2).sum()))
-  low, plain = value_and_grad(lambda q: attend_low_memory(q, k, v, 64)), value_and_grad(lambda q: attend(q, k, v)[0])
-  (e_low, g_low), (e_plain, g_plain) = low(q), plain(q)
-  np.testing.assert_allclose(e_low, e_plain, rtol=1e-5)
-  np.testing.assert_allclose(g_low, g_plain, atol=1e-4)
+  e_plain, g_plain = value_and_grad(lambda q: attend(q, k, v)[0])(q)
+  for fn in (lambda q: attend_blocked(q, k, v, 64), lambda q: attend_fast(q, k, v)):
+    e, g = value_and_grad(fn)(q)
+    np.testing.assert_allclose(e, e_plain, rtol=1e-5)
+    np.testing.assert_allclose(g, g_plain, atol=1e-4)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 Dtype = jnp.dtype
 ATTENTION_COLLECTION = 'attention'
-QUERY_CHUNK = 1024  # query rows per step of low-memory self-attention
+QUERY_CHUNK = 512  # query rows per step of CPU self-attention: [512, L] logits of one head stay in cache
 
 
 def softmax32(logits: jax.Array) -> jax.Array:
@@ -20,23 +20,47 @@ def softmax32(logits: jax.Array) -> jax.Array:
   return jax.nn.softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
 
 
+def heads_first(t: jax.Array) -> jax.Array:
+  """[B, N, heads, d] -> [B, heads, N, d]."""
+  return t.transpose(0, 2, 1, 3)
+
+
 def attend(q: jax.Array, k: jax.Array, v: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Scaled dot-product attention on [B, N, heads, d] -> (out [B, N, heads, d], probs [B, heads, N, L])."""
-  probs = softmax32(jnp.einsum('bqhd,bkhd->bhqk', q, k) * (q.shape[-1] ** -0.5))
-  return jnp.einsum('bhqk,bkhd->bqhd', probs.astype(v.dtype), v), probs
+  q, k, v = heads_first(q), heads_first(k), heads_first(v)
+  probs = softmax32(jnp.einsum('bhqd,bhkd->bhqk', q, k) * (q.shape[-1] ** -0.5))
+  return heads_first(jnp.einsum('bhqk,bhkd->bhqd', probs.astype(v.dtype), v)), probs
 
 
-def attend_low_memory(q: jax.Array, k: jax.Array, v: jax.Array, chunk: int = QUERY_CHUNK) -> jax.Array:
-  """`attend` without keeping [heads, N, L] maps: query chunks in sequence, each recomputed in backward.
+def attend_blocked(q: jax.Array, k: jax.Array, v: jax.Array, chunk: int = QUERY_CHUNK) -> jax.Array:
+  """`attend(q, k, v)[0]` one (batch, head) at a time, queries in chunks of `chunk`, each chunk recomputed in
+  the backward pass.
 
-  Same result as `attend(q, k, v)[0]`; bounds the memory of 64x64-latent self-attention (and its gradient).
+  On XLA:CPU this is the fast form: a chunk's logits [chunk, L] (8 MiB at L = 4096) stay in cache from the
+  QK^T matmul through the fused softmax to the PV matmul, where whole-head or all-head logits
+  (64-512 MiB at 64x64 latents) go through memory several times; it also bounds the memory of the gradient.
   """
-  n = q.shape[1]
-  if n <= chunk or n % chunk:
-    return jax.checkpoint(lambda *qkv: attend(*qkv)[0])(q, k, v)
-  chunks = q.reshape(q.shape[0], n // chunk, chunk, *q.shape[2:]).swapaxes(0, 1)
-  out = jax.lax.map(jax.checkpoint(lambda qc: attend(qc, k, v)[0]), chunks)
-  return out.swapaxes(0, 1).reshape(q.shape[0], n, *out.shape[3:])
+  b, n, h, d = q.shape
+  c = chunk if n > chunk and n % chunk == 0 else n
+  scale = d ** -0.5
+
+  def one_head(qkv: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
+    qh, kh, vh = qkv
+    rows = lambda qc: softmax32((qc @ kh.T) * scale).astype(vh.dtype) @ vh
+    return jax.lax.map(jax.checkpoint(rows), qh.reshape(n // c, c, d)).reshape(n, d)
+
+  flat = lambda t: heads_first(t).reshape(b * h, t.shape[1], d)
+  out = jax.lax.map(one_head, (flat(q), flat(k), flat(v)))
+  return heads_first(out.reshape(b, h, n, d))
+
+
+def attend_fast(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+  """Attention output without the probabilities: `attend_blocked` on CPU, elsewhere
+  `jax.nn.dot_product_attention` (cuDNN / XLA's fused kernels), recomputed in the backward pass."""
+  if q.dtype == jnp.float64:  # dot_product_attention computes its softmax in float32
+    return jax.checkpoint(lambda q, k, v: attend(q, k, v)[0])(q, k, v)
+  other = jax.checkpoint(lambda q, k, v: jax.nn.dot_product_attention(q, k, v).astype(v.dtype))
+  return jax.lax.platform_dependent(q, k, v, cpu=attend_blocked, default=other)
 
 
 class Attention(nn.Module):
@@ -61,7 +85,7 @@ class Attention(nn.Module):
       out, probs = attend(split(q), split(k), split(v))
       self.sow(ATTENTION_COLLECTION, 'probs', probs)
     else:
-      out = attend_low_memory(split(q), split(k), split(v))
+      out = attend_fast(split(q), split(k), split(v))
     out = out.reshape(out.shape[0], out.shape[1], inner)
     return nn.Dense(self.out_dim, dtype=self.dtype, name='to_out_0')(out)
 
@@ -143,10 +167,6 @@ class VAEAttention(nn.Module):
     b, h, w, c = x.shape
     hidden = nn.GroupNorm(self.groups, epsilon=self.eps, dtype=self.dtype, name='group_norm')(x)
     hidden = hidden.reshape(b, h * w, c)
-    q = nn.Dense(c, dtype=self.dtype, name='to_q')(hidden)
-    k = nn.Dense(c, dtype=self.dtype, name='to_k')(hidden)
-    v = nn.Dense(c, dtype=self.dtype, name='to_v')(hidden)
-    logits = jnp.einsum('bqc,bkc->bqk', q, k) * (c ** -0.5)
-    probs = softmax32(logits).astype(v.dtype)
-    out = nn.Dense(c, dtype=self.dtype, name='to_out_0')(jnp.einsum('bqk,bkc->bqc', probs, v))
+    q, k, v = (nn.Dense(c, dtype=self.dtype, name=name)(hidden)[:, :, None, :] for name in ('to_q', 'to_k', 'to_v'))
+    out = nn.Dense(c, dtype=self.dtype, name='to_out_0')(attend_fast(q, k, v)[:, :, 0, :])
     return out.reshape(b, h, w, c) + x
