@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsemic import runtime
+
 # Everything that feeds the range coder is computed in float32 at this matmul/conv precision (docs/bitstream.md).
 CODER_PRECISION = "highest"
 
@@ -59,7 +61,7 @@ def variables(params: Mapping[str, Any]) -> dict:
   return {"params": params}
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(runtime.persistent_jit, static_argnums=0)
 def synthesis(module, params, y_hat: jax.Array) -> jax.Array:
   """x_hat = g_s(y_hat) clipped to [0, 1] (every family's module has `synthesis`)."""
   return jnp.clip(module.apply(variables(params), y_hat, method="synthesis"), 0.0, 1.0)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsemic import io, registry
+from jaxsemic import io, registry, runtime
 from jaxsemic.codec import params_file
 from jaxsemic.entropy import tables as tables_lib
 from jaxsemic.entropy.coder import TableCoder
@@ -50,7 +50,19 @@ def init_params(cfg: Any, seed: int = 0) -> dict:
 
 
 def abstract_params(cfg: Any) -> dict:
-  """ShapeDtypeStructs of the params (restore target and shape check)."""
+  """ShapeDtypeStructs of the params (restore target and shape check).
+
+  Tracing the model's init takes ~0.7 s, so the shapes are cached on disk by config and code fingerprint.
+  """
+  def shapes_json() -> dict[str, np.ndarray]:
+    flat = params_file.flat_leaves(_traced_abstract_params(cfg))
+    return {"shapes": np.array(json.dumps({k: [list(a.shape), str(a.dtype)] for k, a in flat.items()}))}
+
+  flat = json.loads(str(runtime.cached_arrays("param_shapes", cfg.to_dict(), shapes_json)["shapes"]))
+  return params_file.unflatten({k: jax.ShapeDtypeStruct(tuple(s), np.dtype(d)) for k, (s, d) in flat.items()})
+
+
+def _traced_abstract_params(cfg: Any) -> dict:
   x, t = example_inputs(cfg)
   keys = {"params": jax.random.PRNGKey(0), "noise": jax.random.PRNGKey(1)}
   return jax.eval_shape(lambda: registry.build_model(cfg).init(keys, x, t, train=True))["params"]
@@ -238,20 +250,21 @@ def load_model(path: str) -> CodecModel:
     cfg = registry.config_from_any(meta["model"])
   except (KeyError, TypeError, ValueError) as e:
     raise UserError(f"{cfg_path}: invalid model config: {e}") from e
+  abstract = abstract_params(cfg)
   try:
     if os.path.isfile(os.path.join(path, params_file.FILENAME)):  # shipped models (package data)
-      params = params_file.load(os.path.join(path, params_file.FILENAME), abstract_params(cfg))
+      params = params_file.load(os.path.join(path, params_file.FILENAME), abstract)
     else:
       import orbax.checkpoint as ocp
       _ignore_reads_after_closed_loop()
       with ocp.StandardCheckpointer() as ckptr:
-        params = ckptr.restore(os.path.join(path, "params"), abstract_params(cfg))
+        params = ckptr.restore(os.path.join(path, "params"), abstract)
     with np.load(os.path.join(path, "tables.npz")) as z:
       tables = {k: z[k] for k in z.files}
   except (OSError, ValueError, KeyError, FileNotFoundError, zipfile.BadZipFile) as e:
     raise UserError(f"cannot load model from {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from e
   params = jax.tree.map(np.asarray, params)
-  check_params(params, abstract_params(cfg))  # a config.json whose sizes no longer match the params
+  check_params(params, abstract)  # a config.json whose sizes no longer match the params
   check_finite(params, f"{path}: parameter")
   check_finite(tables, f"{path}: table")
   try:

@@ -53,7 +53,7 @@ def load(path: str, abstract: Mapping[str, Any]) -> dict[str, Any]:
     flat = load_file(path)
   except (OSError, SafetensorError) as e:
     raise UserError(f"cannot read {path}: {str(e).splitlines()[0]}") from e
-  want = {k: tuple(v.shape) for k, v in _flat_shapes(abstract).items()}
+  want = {k: tuple(v.shape) for k, v in flat_leaves(abstract).items()}
   missing, extra = sorted(set(want) - set(flat)), sorted(set(flat) - set(want))
   if missing or extra:
     raise UserError(f"{path}: params do not match the model config: missing {missing[:3]}, unexpected {extra[:3]}")
@@ -65,11 +65,12 @@ def load(path: str, abstract: Mapping[str, Any]) -> dict[str, Any]:
   return unflatten({k: np.asarray(v, np.float32) for k, v in flat.items()})
 
 
-def _flat_shapes(abstract: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flat_leaves(abstract: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  """{'a/b/kernel': leaf} from a nested dict, leaves unchanged (arrays or ShapeDtypeStructs)."""
   out = {}
   for k, v in abstract.items():
     if isinstance(v, Mapping):
-      out.update(_flat_shapes(v, f"{prefix}{k}/"))
+      out.update(flat_leaves(v, f"{prefix}{k}/"))
     else:
       out[f"{prefix}{k}"] = v
   return out

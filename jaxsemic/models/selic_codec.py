@@ -18,6 +18,7 @@ import numpy as np
 from jaxsemic.entropy import coder
 from jaxsemic.entropy import tables as tables_lib
 from jaxsemic.entropy.gaussian import default_scale_table, gaussian_likelihood, scale_index
+from jaxsemic import runtime
 from jaxsemic.errors import UserError
 from jaxsemic.family import Family, channel_index, coder_precision, synthesis, variables
 from jaxsemic.models import charm
@@ -35,7 +36,7 @@ def make_coding_tables(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
   return out
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(runtime.persistent_jit, static_argnums=0)
 def _analysis(module, params, x, text):
   y = module.apply(variables(params), x, text, method="analysis")
   z_hat = jnp.round(module.apply(variables(params), y, method="hyper_analysis"))
@@ -43,24 +44,24 @@ def _analysis(module, params, x, text):
   return y, z_hat, z_bits
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(runtime.persistent_jit, static_argnums=0)
 def _hyper(module, params, z_hat):
   return module.apply(variables(params), z_hat, method="hyper_synthesis")
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
+@functools.partial(runtime.persistent_jit, static_argnums=(0, 1))
 def _slice_params(module, i, params, hyper_mean, hyper_scale, decoded, scale_table):
   mu, scale = module.apply(variables(params), i, hyper_mean, hyper_scale, list(decoded), method="slice_params")
   return mu, scale, scale_index(scale, scale_table)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
+@functools.partial(runtime.persistent_jit, static_argnums=(0, 1))
 def _slice_refine(module, i, params, hyper_mean, decoded, symbols, mu):
   y_hat = symbols.astype(mu.dtype) + mu
   return module.apply(variables(params), i, hyper_mean, list(decoded), y_hat, method="slice_refine")
 
 
-@jax.jit
+@runtime.persistent_jit
 def _slice_symbols(y, mu, scale):
   """Symbols round(y - mu) and their estimated bits per image under the (unquantised) Gaussian."""
   sym = jnp.round(y - mu)
