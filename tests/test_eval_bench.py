@@ -128,3 +128,18 @@ def test_bench_with_learned_metric(photos, tmp_path, monkeypatch, capsys):
   lpips.load_lpips.cache_clear()
   assert main(["bench", "jpeg", "--data", photos, "--metrics", "psnr2", "--quiet"]) == 1
   assert "unknown metric" in capsys.readouterr().err
+
+
+def test_bench_workers_give_the_same_numbers(photos, tmp_path, capsys):
+  outs = {}
+  for jobs in ("1", "2"):
+    outs[jobs] = str(tmp_path / f"jpeg-j{jobs}.json")
+    assert main(["bench", "jpeg", "--data", photos, "--out", outs[jobs], "--settings", "20,80", "-j", jobs,
+                 "--quiet"]) == 0
+  one, two = (json.load(open(outs[j])) for j in ("1", "2"))
+  for key in ("bpp", "psnr-rgb", "ms-ssim-rgb"):
+    assert one["results"][key] == two["results"][key]
+    assert all(one["per_image"][n][key] == two["per_image"][n][key] for n in ("a.png", "b.png"))
+  assert len(two["results"]["encoding_time"]) == 2
+  assert main(["bench", "jpeg", "--data", photos, "-j", "0"]) == 1
+  assert "-j/--jobs must be at least 1" in capsys.readouterr().err

@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--metrics", default="", help="extra learned metrics, comma-separated: "
                       "lpips-alex, lpips-vgg, dists (weights converted once, see docs/evaluation.md)")
   parser.add_argument("--limit", type=int, help="use only the first N images (quick checks)")
+  parser.add_argument("-j", "--jobs", type=int, default=1, help="encoder/decoder processes (default: "
+                      "%(default)s; the numbers are the same, the times per process grow when they share cores)")
   parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
   parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -48,9 +50,11 @@ def run(args: argparse.Namespace) -> int:
   settings = parse_settings(args.settings) if args.settings else codec.settings
   if args.out:
     check_output_path(args.out, args.force)
+  if args.jobs < 1:
+    raise UserError(f"-j/--jobs must be at least 1, got {args.jobs}")
   metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
   results = run_bench(codec, paths, settings, progress=not args.quiet,
-                      perceptual=perceptual_metrics(metrics))
+                      perceptual=perceptual_metrics(metrics), workers=args.jobs)
   if args.out:
     write_json_atomic(args.out, results.to_json(), force=args.force)
   else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -182,3 +183,20 @@ def get_codec(name: str) -> Codec:
     raise UserError(f"unknown codec {name!r} (one of: {', '.join(CODECS)})")
   codec.library()
   return codec
+
+
+def round_trip(codec: Codec, image: np.ndarray, setting: float) -> tuple[int, np.ndarray, float, float]:
+  """(bytes, decoded image, encode seconds, decode seconds) of one image at one setting."""
+  start = time.perf_counter()
+  data = codec.encode(image, setting)
+  encode_seconds = time.perf_counter() - start
+  start = time.perf_counter()
+  decoded = codec.decode(data, image.shape[:2])
+  return len(data), decoded, encode_seconds, time.perf_counter() - start
+
+
+def round_trip_file(codec_key: str, path: str, setting: float) -> tuple[int, np.ndarray, float, float]:
+  """round_trip of an image file, by the codec's key: what `jaxsemic bench -j N`'s worker processes run
+  (this module imports no JAX, so they start fast)."""
+  from jaxsemic.eval.images import load_rgb  # pylint: disable=import-outside-toplevel
+  return round_trip(CODECS[codec_key], load_rgb(path), setting)
