@@ -1,0 +1,214 @@
+"""cheng2020-attn decompress: our wavefront decoder and our raster (.jsc version 1) decoder against CompressAI's.
+
+  . .venv/bin/activate
+  python benchmarks/context_decode.py --compressai-python /work/venv-compressai/bin/python
+
+One command prints the whole table. Same weights on both sides: CompressAI's cheng2020-attn (N = M = 192, its
+quality-6 size) with the seeded, perturbed init of `tools/compressai_fixtures.build`, imported into jaxsemic.
+Image: kodim23 from ../shared/data/kodak if present, else a 768x512 crop of scikit-image's astronaut.
+CompressAI runs in its own venv (numpy<2) as a subprocess of this file (`--reference`) that stays alive and
+decodes on request, so the sides take turns (CompressAI, wavefront, raster, CompressAI, ...) with warm caches.
+Each side's first decompress (ours: incl. XLA compilation) is reported apart; then min and median of
+--repeats, and g_s alone on each side (ours: the jitted synthesis, theirs: `net.g_s`). Target (issue 16):
+wavefront decompress <= 0.25x CompressAI's. The CPU model and the load average are printed with the result; on a
+shared machine the absolute numbers move, the ratios less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARCH = "cheng2020-attn"
+KODIM23 = os.path.join(REPO, "..", "shared", "data", "kodak", "kodim23.png")
+
+
+def cpu_model() -> str:
+  try:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+  except OSError:
+    return "unknown"
+  return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
+              "unknown")
+
+
+def load_image() -> tuple[np.ndarray, str]:
+  """(uint8 [H,W,3], its name): kodim23 if the shared Kodak copy is there, else a generated 768x512 image."""
+  if os.path.exists(KODIM23):
+    from PIL import Image
+    return np.asarray(Image.open(KODIM23).convert("RGB")), "kodim23"
+  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+  from vs_compressai import test_image
+  return test_image(), "astronaut 768x512 (kodim23 not found)"
+
+
+def _seconds(fn) -> float:
+  t0 = time.perf_counter()
+  fn()
+  return time.perf_counter() - t0
+
+
+# --- CompressAI (runs in the CompressAI venv) ------------------------------------------------------------------
+
+def reference(args) -> None:
+  """Writes the weights, compresses, then answers 'decompress' / 'g_s' lines on stdin with JSON timings."""
+  import torch
+  sys.path.insert(0, os.path.join(REPO, "tools"))
+  from compressai_fixtures import build
+  torch.set_num_threads(os.cpu_count() or 1)
+  net = build(ARCH, 0, N=args.N).eval()
+  np.savez(args.weights, **{k: v.numpy() for k, v in net.state_dict().items()})
+  net.update(force=True)
+  with np.load(args.inputs) as z:
+    image = z["image"]
+  x = torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
+  h, w = x.shape[2:]
+  xp = torch.nn.functional.pad(x, (0, -w % 64, 0, -h % 64), mode="replicate")
+  with torch.no_grad():
+    enc = net.compress(xp)
+    out = {}
+
+    def decompress():
+      out["x_hat"] = net.decompress(enc["strings"], enc["shape"])["x_hat"]
+
+    first = _seconds(decompress)
+    y_hat = torch.randn(1, args.N, xp.shape[2] // 16, xp.shape[3] // 16)
+    x_hat = (out["x_hat"][0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    np.save(args.inputs + ".theirs.npy", x_hat)
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "first": first,
+                      "bytes": sum(len(s[0]) for s in enc["strings"])}), flush=True)
+    for line in sys.stdin:
+      fn = decompress if line.strip() == "decompress" else lambda: net.g_s(y_hat).clamp_(0, 1)
+      print(json.dumps({"seconds": _seconds(fn)}), flush=True)
+
+
+class Reference:
+  """The CompressAI subprocess: started once, asked for one timing at a time."""
+
+  def __init__(self, args, weights: str, inputs: str):
+    cmd = [args.compressai_python, os.path.abspath(__file__), "--reference", "--weights", weights,
+           "--inputs", inputs, "--N", str(args.N)]
+    self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    self.info = self._read()
+
+  def _read(self) -> dict:
+    line = self.proc.stdout.readline()
+    if not line:
+      raise SystemExit(f"the CompressAI subprocess failed (exit {self.proc.wait()})")
+    return json.loads(line)
+
+  def time(self, what: str) -> float:
+    self.proc.stdin.write(what + "\n")
+    self.proc.stdin.flush()
+    return self._read()["seconds"]
+
+  def close(self) -> None:
+    self.proc.stdin.close()
+    self.proc.wait()
+
+
+# --- ours (runs in the jaxsemic venv) ----------------------------------------------------------------------------
+
+def ours(weights: str, image: np.ndarray):
+  """(model, version-2 .jsc, version-1 .jsc, first-call seconds) for the imported weights."""
+  import dataclasses
+  from jaxsemic.codec import api, bitstream
+  from jaxsemic.codec.model_io import CodecModel, abstract_params
+  from jaxsemic.zoo import codec as zoo_codec
+  from jaxsemic.zoo import compressai_import as cimport
+  with np.load(weights) as z:
+    state = {k: z[k] for k in z.files}
+  cfg = cimport.infer_config(ARCH, state)
+  model = CodecModel.from_params(cimport.convert(state, cfg, abstract_params(cfg)), cfg)
+  data, _ = api.compress(model, image)
+  x = api.pad_images(image[None]).astype(np.float32) / 255.0
+  streams, _ = zoo_codec.context_streams(model, x, "serial")  # what version 1 wrote: raster order
+  data_v1 = bitstream.pack(dataclasses.replace(bitstream.unpack(data), streams=tuple(streams), version=1))
+  first = {"wavefront": _seconds(lambda: api.decompress(model, data)),
+           "raster": _seconds(lambda: api.decompress(model, data_v1))}
+  return model, data, data_v1, first
+
+
+def same_program_raster_is_identical(model, image: np.ndarray, data: bytes) -> bool:
+  """Whether raster order through the wavefront's program (`schedule(..., "raster")`) gives the same x_hat."""
+  from jaxsemic.codec import api, bitstream
+  from jaxsemic.zoo import codec as zoo_codec
+  x = api.pad_images(image[None]).astype(np.float32) / 255.0
+  streams, _ = zoo_codec.context_streams(model, x, "raster")
+  x_r, _ = zoo_codec.context_decode(model, streams, *x.shape[1:3], "raster")
+  x_w, _ = zoo_codec.context_decode(model, bitstream.unpack(data).streams, *x.shape[1:3], "wavefront")
+  return bool(np.array_equal(np.asarray(x_r), np.asarray(x_w)))
+
+
+def main() -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--compressai-python", default="/work/venv-compressai/bin/python")
+  parser.add_argument("--N", type=int, default=192)
+  parser.add_argument("--repeats", type=int, default=3, help="timed rounds after the first calls")
+  parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
+  parser.add_argument("--weights", help=argparse.SUPPRESS)
+  parser.add_argument("--inputs", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.reference:
+    reference(args)
+    return 0
+  import jax.numpy as jnp
+  from jaxsemic.codec import api
+  from jaxsemic.family import synthesis
+  image, image_name = load_image()
+  with tempfile.TemporaryDirectory() as tmp:
+    weights, inputs = os.path.join(tmp, "weights.npz"), os.path.join(tmp, "inputs.npz")
+    np.savez(inputs, image=image)
+    ref = Reference(args, weights, inputs)
+    theirs_img = np.load(inputs + ".theirs.npy")
+    model, data, data_v1, first = ours(weights, image)
+    img_w, img_r = api.decompress(model, data), api.decompress(model, data_v1)
+    shape = (1, -(-image.shape[0] // 64) * 4, -(-image.shape[1] // 64) * 4, args.N)  # the padded latents
+    y = jnp.asarray(np.random.default_rng(0).normal(size=shape).astype(np.float32))
+    synthesis(model.module, model.params, y).block_until_ready()
+    times = {k: [] for k in ("compressai", "wavefront", "raster", "compressai g_s", "ours g_s")}
+    loads = []
+    for _ in range(args.repeats):
+      times["compressai"].append(ref.time("decompress"))
+      times["wavefront"].append(_seconds(lambda: api.decompress(model, data)))
+      times["raster"].append(_seconds(lambda: api.decompress(model, data_v1)))
+      times["compressai g_s"].append(ref.time("g_s"))
+      times["ours g_s"].append(_seconds(lambda: synthesis(model.module, model.params, y).block_until_ready()))
+      loads.append(os.getloadavg()[0])
+    ref.close()
+  identical = same_program_raster_is_identical(model, image, data)
+  theirs = ref.info
+  print(f"{ARCH} N=M={args.N}, {image_name} {image.shape[1]}x{image.shape[0]}; CPU {cpu_model()}, "
+        f"{os.cpu_count()} cores; load average {min(loads):.1f}-{max(loads):.1f} during the rounds "
+        f"(1-min: {os.getloadavg()[0]:.1f} now); torch {theirs['torch']} ({theirs['threads']} threads)")
+  print(f"bytes: ours {len(data)} (.jsc v2), {len(data_v1)} (v1); CompressAI {theirs['bytes']}. Decoded uint8 images, "
+        f"max |diff|: wavefront vs v1 raster {np.abs(img_w.astype(int) - img_r).max()} (another float program), vs "
+        f"CompressAI {np.abs(img_w.astype(int) - theirs_img).max()}; raster order through the wavefront's program: "
+        f"x_hat bit-identical {identical}")
+  base = statistics.median(times["compressai"])
+  print(f"{'decompress (s)':28}{'first call':>11}{'min':>9}{'median':>9}{'/ CompressAI':>14}")
+  rows = [("CompressAI", theirs["first"], "compressai"), ("ours, wavefront (.jsc v2)", first["wavefront"],
+          "wavefront"), ("ours, raster (.jsc v1)", first["raster"], "raster")]
+  for name, first_s, key in rows:
+    med = statistics.median(times[key])
+    print(f"{name:28}{first_s:11.2f}{min(times[key]):9.2f}{med:9.2f}{med / base:14.2f}")
+  print(f"{'  of which g_s, CompressAI':28}{'':11}{min(times['compressai g_s']):9.2f}"
+        f"{statistics.median(times['compressai g_s']):9.2f}")
+  print(f"{'  of which g_s, ours':28}{'':11}{min(times['ours g_s']):9.2f}{statistics.median(times['ours g_s']):9.2f}")
+  ratio = statistics.median(times["wavefront"]) / base
+  print(f"wavefront / CompressAI = {ratio:.2f} (target <= 0.25); wavefront / raster = "
+        f"{statistics.median(times['wavefront']) / statistics.median(times['raster']):.2f}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
