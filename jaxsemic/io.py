@@ -93,6 +93,11 @@ def _umask() -> int:
   return mask
 
 
+def default_mode(directory: bool = False) -> int:
+  """The mode `open()` / `os.mkdir` would give a new file / folder (0666 / 0777 less the umask)."""
+  return (0o777 if directory else 0o666) & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, force: bool = False, make_parent: bool = False) -> Iterator[str]:
   """Yields a temporary path to write; on success it replaces `path`, on an error it is removed."""
@@ -108,7 +113,7 @@ def atomic_path(path: str | os.PathLike, force: bool = False, make_parent: bool 
   os.close(fd)
   try:
     yield tmp
-    os.chmod(tmp, 0o666 & ~_umask())
+    os.chmod(tmp, default_mode())
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):

@@ -80,3 +80,39 @@ def test_init_from_an_exported_model_fine_tunes_from_its_params(tmp_path, capsys
   config.model.update(charm_hidden=(8, 8), M=16)  # N != M adds a shortcut conv the export lacks
   with pytest.raises(trainer.UserError, match="missing"):
     trainer.train_and_evaluate(config, str(tmp_path / "other2"))
+
+
+def test_export_records_metadata_with_normal_permissions_and_info_shows_it(tmp_path, capsys):
+  import json
+  import re
+  import stat
+
+  from jaxsemic import io
+  workdir, out = str(tmp_path / "run"), str(tmp_path / "model")
+  _tiny_run(workdir)
+  assert cli.main(["export", "--workdir", workdir, "--out", out]) == 0
+  meta = model_io.load_model(out).metadata
+  config = trainer.read_config(workdir)
+  assert meta["step"] == 3 and meta["lmbda"] == config.lmbda and meta["workdir"] == workdir
+  assert meta["training"]["num_train_steps"] == config.num_train_steps and "text_encoder" not in meta
+  assert stat.S_IMODE(os.stat(out).st_mode) == io.default_mode(directory=True)  # not mkdtemp's 0700
+  for name in ("config.json", "tables.npz"):
+    assert stat.S_IMODE(os.stat(os.path.join(out, name)).st_mode) == io.default_mode()
+  capsys.readouterr()
+  assert cli.main(["info", out]) == 0
+  text = capsys.readouterr().out
+  assert re.search(r"^training step +3$", text, re.M) and re.search(rf"^lambda +{config.lmbda:g}$", text, re.M)
+  assert cli.main(["info", out, "--json"]) == 0
+  assert json.loads(capsys.readouterr().out)["metadata"]["step"] == 3
+
+
+def test_training_metadata_names_the_text_encoder_of_the_caption_cache(tmp_path):
+  from jaxsemic.text.cache import save_text_cache
+  from jaxsemic.training.export import training_metadata
+  cache = str(tmp_path / "text.safetensors")
+  save_text_cache(cache, {"a.png": np.ones((1, 4), np.float32)}, encoder="my-bert", empty=np.zeros(4))
+  config = {"lmbda": 0.01, "num_train_steps": 5, "data": {"train_dir": "DATA", "text_cache": cache}}
+  meta = training_metadata(config, "runs/x", 5)
+  assert meta["text_encoder"] == "my-bert" and meta["train_data"]["train_dir"] == "DATA" and meta["step"] == 5
+  config["data"]["text_cache"] = str(tmp_path / "moved.safetensors")  # gone since training: not recorded
+  assert "text_encoder" not in training_metadata(config, "runs/x", 5)

@@ -125,6 +125,7 @@ def save_model(out_dir: str, params: Mapping[str, Any], model_config: Any, *, fo
             "metadata": dict(metadata or {})}
     with open(os.path.join(tmp, "config.json"), "w") as f:
       json.dump(meta, f, indent=2)
+    os.chmod(tmp, io.default_mode(directory=True))  # mkdtemp's folder is owner-only
     if os.path.exists(out_dir):
       shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
