@@ -103,3 +103,16 @@ def test_cli_refuses_to_write_onto_its_input_even_with_force(tmp_path, tiny_mode
   assert img.read_bytes() == before and f.read_bytes() == jsc
   r = run_cli("decompress", f, tmp_path / "y.png", "--model", tiny_model_dir, "--max-pixels", "100")
   assert r.returncode != 0 and "over the limit of 100" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_stream_lengths_moved_between_streams_are_refused(tiny_model, jsc):
+  """Each sub-stream must be read to its end: a length moved to a neighbour (or swapped) is an error, not an image."""
+  bs = bitstream.unpack(jsc)
+  (z, y), body = bs.streams, b"".join(bs.streams)
+  for cut in (len(z) - 8, len(z) - 4, len(z) + 4, len(z) + 8, len(y)):
+    with pytest.raises(UserError, match="data left after its last symbol|cannot be decoded"):
+      api.decompress(tiny_model, _with(jsc, streams=(body[:cut], body[cut:])))
+  with pytest.raises(UserError, match="data left after its last symbol"):
+    api.decompress(tiny_model, _with(jsc, streams=(z, y + b"\x01\x02\x03\x04" * 2)))  # two words too many
+  # constriction cannot tell one trailing word from its own flush (`maybe_exhausted`): that much slack is allowed
+  api.decompress(tiny_model, _with(jsc, streams=(z, y + b"\x01\x02\x03\x04")))

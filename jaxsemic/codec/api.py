@@ -17,6 +17,7 @@ import numpy as np
 from jaxsemic.codec import bitstream, tiling
 from jaxsemic.codec.image_io import read_image  # noqa: F401  (re-exported: the API contract)
 from jaxsemic.codec.model_io import CodecModel
+from jaxsemic.entropy import coder
 from jaxsemic.errors import UserError
 
 PAD = 64  # the registered families downsample by 64 in total (g_a by 16, h_a by 4 more)
@@ -146,12 +147,15 @@ def decompress(model: CodecModel, data: bytes, return_latents: bool = False, max
   check_declared_size(model, bs, max_pixels)
   hp, wp = padded_size(bs.height, bs.width, model.family.pad)
   try:
+    with coder.all_consumed():  # every sub-stream is read to its end: lengths moved between streams are errors
+      if bs.tile:
+        y_hat = tiling.decode_latents(model, bs, hp, wp)
+      else:
+        x_hat, y_hat = model.family.decompress_for(bs.version)(model, bs.streams, hp, wp)
     if bs.tile:
-      y_hat = tiling.decode_latents(model, bs, hp, wp)
       _check_finite(y_hat)
       img = tiling.synthesise(model, y_hat, bs.height, bs.width, bs.tile)
     else:
-      x_hat, y_hat = model.family.decompress_for(bs.version)(model, bs.streams, hp, wp)
       x_hat, y_hat = np.asarray(x_hat)[0, :bs.height, :bs.width], np.asarray(y_hat)
       _check_finite(y_hat, x_hat)
       img = np.round(x_hat * 255.0).astype(np.uint8)

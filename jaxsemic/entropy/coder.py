@@ -8,6 +8,8 @@ chunks, all with uniform models), so nothing is ever clipped.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 
 import constriction
@@ -138,8 +140,34 @@ def finish(encoder) -> bytes:
   return np.asarray(encoder.get_compressed(), "<u4").tobytes()
 
 
+_OPEN_DECODERS: contextvars.ContextVar[list | None] = contextvars.ContextVar("open_decoders", default=None)
+
+
 def new_decoder(data: bytes):
-  """A range decoder over bytes produced by `finish`."""
+  """A range decoder over bytes produced by `finish` (watched by an enclosing `all_consumed`)."""
   if len(data) % 4:
     raise StreamError("range-coded stream length is not a multiple of 4 bytes")
-  return constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
+  decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
+  watched = _OPEN_DECODERS.get()
+  if watched is not None:
+    watched.append(decoder)
+  return decoder
+
+
+@contextlib.contextmanager
+def all_consumed():
+  """Every decoder `new_decoder` makes inside the block must have read its whole stream when the block ends.
+
+  A stream from `finish` is used up exactly by its symbols (constriction's `maybe_exhausted` is then true; false
+  means words are left), so a stream whose length moved into a neighbour's is a StreamError, not an image.
+  """
+  watched: list = []
+  token = _OPEN_DECODERS.set(watched)
+  try:
+    yield
+  finally:
+    _OPEN_DECODERS.reset(token)
+  left = [i for i, d in enumerate(watched) if not d.maybe_exhausted()]
+  if left:
+    raise StreamError(f"range-coded stream {left[0]} has data left after its last symbol (a wrong stream length, "
+                      f"or a stream of another image)")
