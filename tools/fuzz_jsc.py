@@ -105,13 +105,15 @@ MUTATIONS: dict[str, Callable] = {"bit_flips": _bit_flips, "payload_crc": _paylo
                                    "stream_lengths": _stream_lengths}
 
 
-def mutants(data: bytes, count: int, seed: int = 0) -> Iterator[tuple[str, bytes]]:
-  """`count` (class, mutated file) pairs, the classes in turn; the same for the same arguments."""
+def mutants(data: bytes, count: int, seed: int = 0, mutations: dict[str, Callable] | None = None
+            ) -> Iterator[tuple[str, bytes]]:
+  """`count` (class, mutated file) pairs, the classes (default MUTATIONS) in turn; the same for the same arguments."""
+  mutations = MUTATIONS if mutations is None else mutations
   rng = np.random.default_rng(seed)
-  names = list(MUTATIONS)
+  names = list(mutations)
   for i in range(count):
     name = names[i % len(names)]
-    yield name, MUTATIONS[name](rng, data)
+    yield name, mutations[name](rng, data)
 
 
 def outcome(model, data: bytes) -> str:
@@ -158,21 +160,26 @@ def build_model(model_dir: str | None):
   return CodecModel.from_params(init_params(cfg, seed=0), cfg)
 
 
+def base_image() -> np.ndarray:
+  """The fixed 40x100 noise-and-gradient uint8 image whose file is mutated by default."""
+  yy, xx = np.mgrid[0:40, 0:100]
+  noise = np.random.default_rng(0).integers(0, 64, (40, 100, 3))
+  return np.clip(np.stack([yy * 5, xx * 2, yy + xx], -1) + noise, 0, 255).astype(np.uint8)
+
+
 def base_file(model, image_path: str | None) -> bytes:
-  """The file to mutate: the model's .jsc of --image, else of a fixed 40x100 noise-and-gradient image."""
+  """The file to mutate: the model's .jsc of --image, else of `base_image()`."""
   from jaxsemic.codec import api, image_io
-  if image_path:
-    img = image_io.read_image(image_path)
-  else:
-    yy, xx = np.mgrid[0:40, 0:100]
-    noise = np.random.default_rng(0).integers(0, 64, (40, 100, 3))
-    img = np.clip(np.stack([yy * 5, xx * 2, yy + xx], -1) + noise, 0, 255).astype(np.uint8)
+  img = image_io.read_image(image_path) if image_path else base_image()
   text = np.zeros(model.text_dim, np.float32) if model.text_dim else None
   return api.compress(model, img, text)[0]
 
 
-def _worker(model_dir, conn) -> None:
-  model = build_model(model_dir)
+def _worker(model_dir, target: str, conn) -> None:
+  """Decodes the files sent over `conn` with `outcome` of the fuzz script `target` (a module in tools/)."""
+  import importlib
+  fuzz = importlib.import_module(target)
+  model = fuzz.build_model(model_dir)
   conn.send("ready")
   while True:
     data = conn.recv()
@@ -180,21 +187,21 @@ def _worker(model_dir, conn) -> None:
       return
     _reset_peak()
     t0 = time.perf_counter()
-    result = outcome(model, data)
+    result = fuzz.outcome(model, data)
     conn.send((result, _vm("VmHWM"), time.perf_counter() - t0))
 
 
 class Worker:
   """One worker process with its pipe; restarted after a hang, a memory kill or a death."""
 
-  def __init__(self, model_dir):
-    self.model_dir = model_dir
+  def __init__(self, model_dir, target: str = "fuzz_jsc"):
+    self.model_dir, self.target = model_dir, target
     self.start()
 
   def start(self) -> None:
     ctx = mp.get_context("spawn")
     self.conn, child = ctx.Pipe()
-    self.proc = ctx.Process(target=_worker, args=(self.model_dir, child), daemon=True)
+    self.proc = ctx.Process(target=_worker, args=(self.model_dir, self.target, child), daemon=True)
     self.proc.start()
     if not self.conn.poll(600) or self.conn.recv() != "ready":
       raise SystemExit("worker did not start")
@@ -224,19 +231,25 @@ class Worker:
       return "worker_death", peak, time.perf_counter() - t0
 
 
-def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str, argv=None) -> argparse.Namespace:
+  """The options every fuzz script shares."""
+  p = argparse.ArgumentParser(description=doc.splitlines()[0])
   p.add_argument("--cases", type=int, default=1000)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--model", help="model directory (default: the tiny random SELIC model of the test suite)")
-  p.add_argument("--image", help="image whose .jsc is mutated (default: a generated 40x100 image)")
+  p.add_argument("--image", help="image whose file is mutated (default: a generated 40x100 image)")
   p.add_argument("--workers", type=int, default=2)
   p.add_argument("--timeout", type=float, default=120.0, help="seconds per case before it counts as a hang")
   p.add_argument("--max-rss-mib", type=int, default=4096, help="a worker above this is killed (memory)")
-  args = p.parse_args(argv)
-  data = base_file(build_model(args.model), args.image)
-  cases = list(mutants(data, args.cases, args.seed))
-  workers = [Worker(args.model) for _ in range(max(1, args.workers))]
+  return p.parse_args(argv)
+
+
+def run_cases(cases: list[tuple[str, bytes]], args: argparse.Namespace, target: str, base_bytes: int) -> int:
+  """Decodes every case in `args.workers` worker processes of the fuzz script `target`; prints the counts.
+
+  Returns the exit status: 1 on any outcome other than 'image' and 'user_error'.
+  """
+  workers = [Worker(args.model, target) for _ in range(max(1, args.workers))]
   counts, by_class, peaks, slowest, examples = collections.Counter(), collections.Counter(), [], 0.0, {}
   t0 = time.perf_counter()
   pending = collections.deque(enumerate(cases))
@@ -264,7 +277,7 @@ def main(argv=None) -> int:
     w.conn.send(None)
     w.proc.join(5)
   peaks_mib = np.asarray(peaks, np.float64) / 1024
-  print(f"{len(cases)} cases in {time.perf_counter() - t0:.0f} s (seed {args.seed}, base file {len(data)} bytes)")
+  print(f"{len(cases)} cases in {time.perf_counter() - t0:.0f} s (seed {args.seed}, base file {base_bytes} bytes)")
   for kind, n in counts.most_common():
     print(f"  {kind}: {n}")
   for (name, kind), n in sorted(by_class.items()):
@@ -274,6 +287,12 @@ def main(argv=None) -> int:
   for kind, (i, name, result) in examples.items():
     print(f"example {kind}: case {i} ({name}): {result}")
   return int(any(k not in ("image", "user_error") for k in counts))
+
+
+def main(argv=None) -> int:
+  args = arguments(__doc__, argv)
+  data = base_file(build_model(args.model), args.image)
+  return run_cases(list(mutants(data, args.cases, args.seed)), args, "fuzz_jsc", len(data))
 
 
 if __name__ == "__main__":
