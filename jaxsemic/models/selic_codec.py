@@ -9,7 +9,8 @@ indices and refined slices they compute are the same numbers (float32, `family.c
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping, Sequence
+import time
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +27,9 @@ from jaxsemic.models.config import ModelConfig
 from jaxsemic.models.selic import SELIC
 
 
+NON_FINITE = "the model produced non-finite latents for this image"
+
+
 def make_coding_tables(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
   """Per-channel tables of the factorized prior of z (`z_*`) and per-scale Gaussian tables (`y_*`)."""
   density = {k: np.asarray(v) for k, v in params["z_prior"].items()}
@@ -38,10 +42,11 @@ def make_coding_tables(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 @functools.partial(runtime.persistent_jit, static_argnums=0)
 def _analysis(module, params, x, text):
+  """(the slices of y, z_hat, estimated bits of z per image)."""
   y = module.apply(variables(params), x, text, method="analysis")
   z_hat = jnp.round(module.apply(variables(params), y, method="hyper_analysis"))
   z_bits = -jnp.sum(jnp.log2(module.apply(variables(params), z_hat, method="z_likelihood")), axis=(1, 2, 3))
-  return y, z_hat, z_bits
+  return tuple(jnp.split(y, module.cfg.num_slices, axis=-1)), z_hat, z_bits
 
 
 @functools.partial(runtime.persistent_jit, static_argnums=0)
@@ -69,73 +74,99 @@ def _slice_symbols(y, mu, scale):
   return sym.astype(jnp.int32), bits, jnp.all(jnp.isfinite(y - mu))
 
 
-def _latent_loop(model, hyper_mean, hyper_scale, code_slice) -> list[jax.Array]:
+def _timed(timings: dict | None, stage: str, fn: Callable, *args):
+  """fn(*args); given a `timings` dict (profiling), waits for the result and adds its seconds to `stage`."""
+  if timings is None:
+    return fn(*args)
+  t0 = time.perf_counter()
+  out = jax.block_until_ready(fn(*args))
+  timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t0
+  return out
+
+
+def _latent_loop(model, hyper_mean, hyper_scale, code_slice, timings=None) -> list[jax.Array]:
   """ChARM's slice loop with the jitted pieces; code_slice(i, (mu, scale, idx)) -> int32 symbols of slice i."""
   m, p = model.module, model.params
 
   def params_of(i, decoded):
-    return _slice_params(m, i, p, hyper_mean, hyper_scale, decoded, model.scale_table)
+    return _timed(timings, "slice transforms", _slice_params, m, i, p, hyper_mean, hyper_scale, decoded,
+                  model.scale_table)
 
   def symbols(i, mu_scale_idx):
     return code_slice(i, mu_scale_idx), mu_scale_idx[0]
 
   def refine(i, decoded, sym_mu):
-    return _slice_refine(m, i, p, hyper_mean, decoded, *sym_mu)
+    return _timed(timings, "slice transforms", _slice_refine, m, i, p, hyper_mean, decoded, *sym_mu)
 
   return charm.slice_loop(model.cfg.num_slices, params_of, symbols, refine)
 
 
-def compress(model, x: np.ndarray, text: np.ndarray | None, sharding=None
+def compress(model, x: np.ndarray, text: np.ndarray | None, sharding=None, timings: dict | None = None
              ) -> tuple[list[tuple[bytes, ...]], list[float]]:
-  """Sub-streams (z, y) and estimated bits of each padded image of the batch (which may be sharded)."""
+  """Sub-streams (z, y) and estimated bits of each padded image of the batch (which may be sharded).
+
+  Every slice is dispatched to the device without waiting; the host range-codes slice i while the device
+  computes the later ones. `timings` (profiling only) collects seconds per stage, waiting after each.
+  """
   b = x.shape[0]
   t = np.zeros((b, model.cfg.text_dim), np.float32) if text is None else text
   put = (lambda a: jax.device_put(a, sharding)) if sharding is not None else jnp.asarray
   m, p = model.module, model.params
   with coder_precision():
-    y, z_hat, z_bits = _analysis(m, p, put(x), put(t))
-    hyper_mean, hyper_scale = _hyper(m, p, z_hat)
-    y_slices = jnp.split(y, model.cfg.num_slices, axis=-1)
-    syms, idxs, y_bits = [], [], 0.0
+    y_slices, z_hat, z_bits = _timed(timings, "g_a + h_a", _analysis, m, p, put(x), put(t))
+    hyper_mean, hyper_scale = _timed(timings, "h_s", _hyper, m, p, z_hat)
+    coded = []  # per slice, on the device: (symbols, scale indices, estimated bits, all finite)
 
     def code_slice(i, mu_scale_idx):
-      nonlocal y_bits
       mu, scale, idx = mu_scale_idx
-      sym, bits, finite = _slice_symbols(y_slices[i], mu, scale)
-      if not bool(finite):
-        raise UserError("the model produced non-finite latents for this image")
-      syms.append(np.asarray(sym))
-      idxs.append(np.asarray(idx))
-      y_bits = y_bits + np.asarray(bits)
+      sym, bits, finite = _timed(timings, "slice transforms", _slice_symbols, y_slices[i], mu, scale)
+      coded.append((sym, idx, bits, finite))
       return sym
 
-    _latent_loop(model, hyper_mean, hyper_scale, code_slice)
-  z_sym = np.asarray(z_hat).astype(np.int32)
-  z_bits = np.asarray(z_bits)
+    _latent_loop(model, hyper_mean, hyper_scale, code_slice, timings)
+  return _timed(timings, "range coder", _encode_streams, model, z_hat, z_bits, coded)
+
+
+def _encode_streams(model, z_hat, z_bits, coded) -> tuple[list[tuple[bytes, ...]], list[float]]:
+  """Range-codes z and the slices of y of each image (slice by slice, as the device delivers them)."""
+  z_hat = np.asarray(z_hat)
+  if not np.isfinite(z_hat).all():
+    raise UserError(NON_FINITE)
+  z_sym = z_hat.astype(np.int32)
   z_idx = channel_index(z_sym.shape[1:])
-  streams, bits = [], []
+  b = z_sym.shape[0]
+  enc_z, enc_y = [coder.new_encoder() for _ in range(b)], [coder.new_encoder() for _ in range(b)]
   for n in range(b):
-    enc_z, enc_y = coder.new_encoder(), coder.new_encoder()
-    model.z_coder.encode(enc_z, z_sym[n], z_idx)
-    for sym, idx in zip(syms, idxs):
-      model.y_coder.encode(enc_y, sym[n], idx[n])
-    streams.append((coder.finish(enc_z), coder.finish(enc_y)))
-    bits.append(float(z_bits[n] + y_bits[n]))
-  return streams, bits
+    model.z_coder.encode(enc_z[n], z_sym[n], z_idx)
+  y_bits = 0.0
+  for sym, idx, slice_bits, finite in coded:
+    if not bool(finite):
+      raise UserError(NON_FINITE)
+    sym, idx = np.asarray(sym), np.asarray(idx)
+    for n in range(b):
+      model.y_coder.encode(enc_y[n], sym[n], idx[n])
+    y_bits = y_bits + np.asarray(slice_bits)
+  bits = np.asarray(z_bits) + y_bits
+  return [(coder.finish(ez), coder.finish(ey)) for ez, ey in zip(enc_z, enc_y)], [float(v) for v in bits]
 
 
-def decompress(model, streams: Sequence[bytes], hp: int, wp: int) -> tuple[jax.Array, jax.Array]:
+def decompress(model, streams: Sequence[bytes], hp: int, wp: int, timings: dict | None = None
+               ) -> tuple[jax.Array, jax.Array]:
   """(x_hat, y_hat) of one image from its (z, y) sub-streams; the padded size gives the latent shapes."""
   m, p, c = model.module, model.params, model.cfg
-  z_sym = model.z_coder.decode(coder.new_decoder(streams[0]), channel_index((hp // 64, wp // 64, c.N)))
+  z_sym = _timed(timings, "range coder", model.z_coder.decode, coder.new_decoder(streams[0]),
+                 channel_index((hp // 64, wp // 64, c.N)))
   dec = coder.new_decoder(streams[1])
+
+  def code_slice(i, mu_scale_idx):
+    idx = np.asarray(mu_scale_idx[2])[0]
+    return _timed(timings, "range coder", model.y_coder.decode, dec, idx)[None]
+
   with coder_precision():
-    hyper_mean, hyper_scale = _hyper(m, p, jnp.asarray(z_sym[None], jnp.float32))
-    decoded = _latent_loop(model, hyper_mean, hyper_scale,
-                           lambda i, mu_scale_idx: jnp.asarray(model.y_coder.decode(dec, np.asarray(
-                               mu_scale_idx[2])[0])[None]))
+    hyper_mean, hyper_scale = _timed(timings, "h_s", _hyper, m, p, z_sym[None].astype(np.float32))
+    decoded = _latent_loop(model, hyper_mean, hyper_scale, code_slice, timings)
     y_hat = jnp.concatenate(decoded, axis=-1)
-    return synthesis(m, p, y_hat), y_hat
+    return _timed(timings, "g_s", synthesis, m, p, y_hat), y_hat
 
 
 def text_dim(cfg: ModelConfig) -> int:
