@@ -75,7 +75,8 @@ def load_codec_model(name: str):
 
 
 def stage_seconds(model, img: np.ndarray, text, data: bytes, repeats: int) -> dict[str, dict[str, float]]:
-  """Per-stage seconds (min over `repeats`) of the family's compress and decompress, if they take `timings`."""
+  """Per-stage (wall, CPU) seconds, each the min over `repeats`, of the family's compress and decompress (if
+  they take `timings`: not before this benchmark's commit)."""
   from jaxsemic.codec import api, bitstream
   fam = model.family
   if "timings" not in inspect.signature(fam.compress).parameters:
@@ -90,8 +91,9 @@ def stage_seconds(model, img: np.ndarray, text, data: bytes, repeats: int) -> di
     fam.compress(model, x, t, None, timings=enc)
     np.asarray(fam.decompress(model, bs.streams, hp, wp, timings=dec)[0])
     for side, d in (("encode", enc), ("decode", dec)):
-      for k, v in d.items():
-        out[side][k] = min(v, out[side].get(k, np.inf))
+      for k, (wall, cpu) in d.items():
+        best = out[side].get(k, (np.inf, np.inf))
+        out[side][k] = (min(wall, best[0]), min(cpu, best[1]))
   return out
 
 
@@ -125,9 +127,9 @@ def print_model(r: dict) -> None:
   print(f"ours / JPEG q75: encode {enc / r['times']['JPEG q75 enc']['min']:.0f}x, decode "
         f"{dec / r['times']['JPEG q75 dec']['min']:.0f}x")
   for side, stages in r["stages"].items():
-    total = sum(stages.values())
-    print(f"{side} stages (waiting after each, sum {total:.3f} s): "
-          + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
+    total = sum(wall for wall, _ in stages.values())
+    print(f"{side} stages, wall s (CPU s), waiting after each (sum {total:.3f} s): "
+          + ", ".join(f"{k} {wall:.3f} ({cpu:.3f})" for k, (wall, cpu) in stages.items()))
 
 
 def coder_speed(n: int = 2_000_000) -> tuple[float, float, float]:

@@ -75,12 +75,15 @@ def _slice_symbols(y, mu, scale):
 
 
 def _timed(timings: dict | None, stage: str, fn: Callable, *args):
-  """fn(*args); given a `timings` dict (profiling), waits for the result and adds its seconds to `stage`."""
+  """fn(*args); given a `timings` dict (profiling), waits for the result and adds its wall and process CPU
+  seconds to timings[stage] = [wall, cpu]."""
   if timings is None:
     return fn(*args)
-  t0 = time.perf_counter()
+  t0, c0 = time.perf_counter(), time.process_time()
   out = jax.block_until_ready(fn(*args))
-  timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t0
+  wall_cpu = timings.setdefault(stage, [0.0, 0.0])
+  wall_cpu[0] += time.perf_counter() - t0
+  wall_cpu[1] += time.process_time() - c0
   return out
 
 
@@ -106,7 +109,8 @@ def compress(model, x: np.ndarray, text: np.ndarray | None, sharding=None, timin
   """Sub-streams (z, y) and estimated bits of each padded image of the batch (which may be sharded).
 
   Every slice is dispatched to the device without waiting; the host range-codes slice i while the device
-  computes the later ones. `timings` (profiling only) collects seconds per stage, waiting after each.
+  computes the later ones. `timings` (profiling only) collects [wall, CPU] seconds per stage, waiting after
+  each.
   """
   b = x.shape[0]
   t = np.zeros((b, model.cfg.text_dim), np.float32) if text is None else text
