@@ -81,22 +81,8 @@ def reference(args) -> dict:
     res["bytes"] = sum(len(s[0]) for s in enc["strings"])
 
   res["codec_first"], res["codec_seconds"] = _timed(codec, args.repeats)
-  batch = torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
-  net.train()
-  params = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
-  opt = torch.optim.Adam(params, lr=1e-4)
-  n_pix = batch.shape[0] * batch.shape[2] * batch.shape[3]
-
-  def step():
-    opt.zero_grad()
-    out = net(batch)
-    bpp = sum(-torch.log2(v).sum() for v in out["likelihoods"].values()) / n_pix
-    loss = bpp + LMBDA * 255 ** 2 * torch.mean((out["x_hat"] - batch) ** 2)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
-    opt.step()
-
-  res["step_first"], res["step_seconds"] = _timed(step, args.steps)
+  from train_throughput import torch_train_step  # pylint: disable=import-outside-toplevel  (benchmarks/)
+  res["step_first"], res["step_seconds"] = _timed(torch_train_step(net, crops), args.steps)
   return res
 
 

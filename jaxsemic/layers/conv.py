@@ -149,7 +149,7 @@ class Conv(nn.Module):
   def __call__(self, x: Array) -> Array:
     p = self.kernel_size // 2
     return nn.Conv(self.features, (self.kernel_size,) * 2, strides=(self.stride,) * 2,
-                   padding=((p, p), (p, p)), use_bias=self.use_bias,
+                   padding=((p, p), (p, p)), use_bias=self.use_bias, dtype=x.dtype,  # input's dtype
                    conv_general_dilated=_flax_conv_general_dilated, name="conv")(x)
 
 

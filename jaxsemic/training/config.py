@@ -26,6 +26,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.lr_boundaries = ()  # steps at which the rate is multiplied by the matching lr_scales entry
   c.lr_scales = ()
   c.grad_clip = 1.0  # global-norm clipping; 0 disables
+  # float32 | bfloat16: the transforms' layers in bfloat16 (jaxsemic/layers/precision.py); parameters, optimizer
+  # state, entropy models and loss stay float32, and the codec (compress/decompress) is float32 regardless.
+  c.compute_dtype = "float32"
   c.max_nonfinite_steps = 5  # stop after this many NaN/inf steps in a row
   c.max_train_hours = 0.0  # > 0: stop (with a checkpoint) once this much wall time has passed
   c.dry_run = False  # build mesh, shardings, state shapes, data shard, compile one step; print; no training

@@ -54,7 +54,7 @@ def dry_run(config: ml_collections.ConfigDict, *, model: nn.Module | None = None
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
   rng = jax.ShapeDtypeStruct(rng.shape, rng.dtype, sharding=sharding.replicated(run.mesh))
   step_fn = trainer.make_sharded_step(run.model, run.optimizer, run.loss_fn, config.lmbda, run.mesh,
-                                      run.state_shardings)
+                                      run.state_shardings, config.get("compute_dtype", "float32"))
   compiled = step_fn.lower(state, abstract_like(batch), rng).compile()
   shard_images = len(run.train_set.paths) // jax.process_count()
   numbers = {

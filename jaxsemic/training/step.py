@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxsemic.layers import precision
 from jaxsemic.training.state import TrainState
 
 # (model output, x, lmbda) -> (loss, metrics); jaxsemic.losses.rate_distortion_loss by default.
@@ -27,13 +28,18 @@ def batch_inputs(batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array | No
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *,
                model: nn.Module, optimizer: optax.GradientTransformation, loss_fn: LossFn,
-               lmbda: float) -> tuple[TrainState, dict[str, jax.Array]]:
-  """Returns the updated state and scalar metrics; `rng` is folded with the step (same noise on resume)."""
+               lmbda: float, compute_dtype: str = "float32") -> tuple[TrainState, dict[str, jax.Array]]:
+  """Returns the updated state and scalar metrics; `rng` is folded with the step (same noise on resume).
+
+  `compute_dtype="bfloat16"` runs the layers of the transforms in bfloat16 (`layers.precision`); parameters,
+  gradients, optimizer state, entropy models and the loss stay float32.
+  """
   x, text = batch_inputs(batch)
   noise_rng = jax.random.fold_in(rng, state.step)
 
   def objective(params: Any) -> tuple[jax.Array, dict]:
-    out = model.apply({"params": params}, x, text, train=True, rngs={"noise": noise_rng})
+    with precision.layers_in(compute_dtype):
+      out = model.apply({"params": params}, x, text, train=True, rngs={"noise": noise_rng})
     return loss_fn(out, x, lmbda)
 
   (loss, metrics), grads = jax.value_and_grad(objective, has_aux=True)(state.params)

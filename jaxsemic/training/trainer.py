@@ -19,6 +19,7 @@ import numpy as np
 from jaxsemic import io
 from jaxsemic.data import pipeline, text_vectors
 from jaxsemic.errors import UserError
+from jaxsemic.layers import precision
 from jaxsemic.training import checkpoint, distributed, evaluate, sharding
 from jaxsemic.training.logger import MetricLogger
 from jaxsemic.training.state import TrainState, create_state, make_optimizer
@@ -78,10 +79,10 @@ def params_from_model_dir(path: str, abstract_params: Any) -> Any:
 
 
 def make_sharded_step(model: nn.Module, optimizer, loss_fn: LossFn, lmbda: float,
-                      mesh: jax.sharding.Mesh, state_shardings: Any):
+                      mesh: jax.sharding.Mesh, state_shardings: Any, compute_dtype: str = "float32"):
   """train_step jitted with explicit shardings: state replicated, batch split over 'data', state donated."""
   step = functools.partial(train_step, model=model, optimizer=optimizer, loss_fn=loss_fn,
-                           lmbda=lmbda)
+                           lmbda=lmbda, compute_dtype=compute_dtype)
   repl = sharding.replicated(mesh)
   return jax.jit(step, in_shardings=(state_shardings, sharding.batch_sharding(mesh), repl),
                  out_shardings=(state_shardings, repl), donate_argnums=0)
@@ -228,6 +229,10 @@ class Run(NamedTuple):
 def build(config: ml_collections.ConfigDict, model: nn.Module | None = None,
           loss_fn: LossFn | None = None) -> Run:
   """The mesh over all devices, the model and loss (registry defaults), optimizer, shapes and data shard."""
+  try:
+    precision.compute_dtype(config.get("compute_dtype", "float32"))
+  except ValueError as e:
+    raise UserError(f"config.compute_dtype: {e}") from e
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.batch_size, mesh)
   train_set = pipeline.find_train_set(config.data, text_dim_of(config.model))
@@ -277,7 +282,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     state = jax.jit(init, out_shardings=state_shardings)()
   else:
     log.message(f"resumed from checkpoint at step {int(sharding.to_host(state.step))}")
-  step_fn = make_sharded_step(model, optimizer, loss_fn, config.lmbda, mesh, state_shardings)
+  step_fn = make_sharded_step(model, optimizer, loss_fn, config.lmbda, mesh, state_shardings,
+                              config.get("compute_dtype", "float32"))
   train_rng = jax.device_put(train_rng, sharding.replicated(mesh))
 
   window = _MetricWindow(_NonFiniteGuard(config.max_nonfinite_steps, log))

@@ -1,0 +1,225 @@
+"""Training throughput of our bmshj2018-hyperprior against CompressAI's: same weights, batch, CPU, one command.
+
+  . .venv/bin/activate
+  python benchmarks/train_throughput.py [--compressai-python /work/venv-compressai/bin/python] [--rounds 6]
+
+CompressAI runs in its own venv (it pins numpy<2) as a long-lived subprocess of this same file (`--serve`): it
+builds the model with the parity fixtures' seeded init (tools/compressai_fixtures.py), writes the weights, which
+our side converts, and then runs training steps when asked. Both sides train on the same 8 crops of 256x256
+(Adam 1e-4 after global-norm clipping to 1, loss bpp + lambda 255^2 MSE). Each side's first step (tracing,
+compilation) is timed apart; then the sides take turns (ours, theirs, ours, theirs, ...) for --rounds rounds of
+--steps steps each, so both see the same machine load. Ours runs the trainer's step (`jaxsemic.training.step`),
+jitted with the state donated, and fetches its metrics only at the end of a round, as the trainer does every
+log_every steps. Prints the CPU model and the load average with the per-step seconds (min and median over rounds)
+and the throughput ratio ours/theirs (issue 16 target: >= 1.3), and each side's process CPU seconds per step
+(less sensitive than wall time to other jobs on a shared machine, but it counts threads spinning while waiting). `--compute-dtype bfloat16` measures our mixed
+precision option (config.compute_dtype) instead of float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARCH = "bmshj2018-hyperprior"
+LMBDA = 0.0067  # CompressAI's quality-5 lambda
+TAG = "@@"  # prefix of the server's protocol lines (anything else on its stdout is ignored)
+
+
+def cpu_model() -> str:
+  """lscpu's `Model name` (the CPU the ratio was measured on)."""
+  try:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+  except OSError:
+    return "unknown"
+  names = [line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")]
+  return names[0] if names else "unknown"
+
+
+def load() -> str:
+  return "/".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def train_crops(batch: int, size: int) -> np.ndarray:
+  """`batch` deterministic uint8 crops of scikit-image's astronaut (tiled), [batch, size, size, 3]."""
+  from skimage import data  # pylint: disable=import-outside-toplevel
+  img = np.tile(data.astronaut(), (2, 2, 1))
+  rng = np.random.default_rng(0)
+  rows = rng.integers(0, img.shape[0] - size, batch)
+  cols = rng.integers(0, img.shape[1] - size, batch)
+  return np.stack([img[r:r + size, c:c + size] for r, c in zip(rows, cols)])
+
+
+# --- CompressAI (runs in the CompressAI venv) ------------------------------------------------------------------
+
+def serve(args) -> None:
+  """Builds CompressAI's model, writes its weights, then runs `n` steps per stdin line `n` (0 ends)."""
+  import torch  # pylint: disable=import-outside-toplevel
+  sys.path.insert(0, os.path.join(REPO, "tools"))
+  from compressai_fixtures import build  # pylint: disable=import-outside-toplevel
+  torch.set_num_threads(os.cpu_count() or 1)
+  net = build(ARCH, 0, N=args.N, M=args.M)
+  np.savez(args.weights, **{k: v.numpy() for k, v in net.state_dict().items()})
+  with np.load(args.inputs) as z:
+    step = torch_train_step(net, z["batch"])
+  t0 = time.perf_counter()
+  first_loss = step()
+  reply({"first": time.perf_counter() - t0, "loss": first_loss, "torch": torch.__version__,
+         "threads": torch.get_num_threads()})
+  for line in sys.stdin:
+    n = int(line)
+    if n <= 0:
+      return
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(n):
+      last = step()
+    reply({"seconds": (time.perf_counter() - t0) / n, "cpu": (time.process_time() - c0) / n, "loss": last})
+
+
+def torch_train_step(net, crops: np.ndarray):
+  """A function running one CompressAI training step on uint8 `crops` [B,H,W,3]; returns the loss.
+
+  Adam 1e-4 on every parameter but the entropy bottleneck's quantiles (no auxiliary loss), global-norm
+  clipping to 1, loss bpp + LMBDA 255^2 MSE (CompressAI's examples/train.py); also used by vs_compressai.py.
+  """
+  import torch  # pylint: disable=import-outside-toplevel
+  batch = torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+  net.train()
+  params = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
+  opt = torch.optim.Adam(params, lr=1e-4)
+  n_pix = batch.shape[0] * batch.shape[2] * batch.shape[3]
+
+  def step() -> float:
+    opt.zero_grad()
+    out = net(batch)
+    bpp = sum(-torch.log2(v).sum() for v in out["likelihoods"].values()) / n_pix
+    loss = bpp + LMBDA * 255 ** 2 * torch.mean((out["x_hat"] - batch) ** 2)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    return float(loss)
+
+  return step
+
+
+def reply(obj: dict) -> None:
+  print(TAG + json.dumps(obj), flush=True)
+
+
+def read_reply(proc: subprocess.Popen) -> dict:
+  for line in proc.stdout:
+    if line.startswith(TAG):
+      return json.loads(line[len(TAG):])
+  raise RuntimeError(f"the CompressAI process ended (exit {proc.wait()}): {proc.stderr.read()[-2000:]}")
+
+
+# --- ours (runs in the jaxsemic venv) ----------------------------------------------------------------------------
+
+def our_stepper(weights: str, crops: np.ndarray, compute_dtype: str):
+  """(first-step seconds, first loss, run(n) -> (seconds, CPU seconds per step, last loss)) for our side."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import optax  # pylint: disable=import-outside-toplevel
+  from jaxsemic.codec.model_io import CodecModel, abstract_params  # pylint: disable=import-outside-toplevel
+  from jaxsemic.losses import rate_distortion_loss  # pylint: disable=import-outside-toplevel
+  from jaxsemic.training.state import create_state  # pylint: disable=import-outside-toplevel
+  from jaxsemic.training.step import train_step  # pylint: disable=import-outside-toplevel
+  from jaxsemic.zoo import compressai_import as cimport  # pylint: disable=import-outside-toplevel
+  with np.load(weights) as z:
+    state_dict = {k: z[k] for k in z.files}
+  cfg = cimport.infer_config(ARCH, state_dict)
+  params = cimport.convert(state_dict, cfg, abstract_params(cfg))
+  module = CodecModel.from_params(params, cfg).module
+  optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-4))
+  step = jax.jit(lambda s, b, r: train_step(s, b, r, model=module, optimizer=optimizer,
+                                            loss_fn=rate_distortion_loss, lmbda=LMBDA,
+                                            compute_dtype=compute_dtype), donate_argnums=0)
+  holder = {"state": create_state(jax.tree.map(jax.numpy.asarray, params), optimizer)}
+  batch = {"image": jax.device_put(crops)}
+  rng = jax.random.PRNGKey(0)
+
+  def run(n: int) -> tuple[float, float, float]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(n):
+      holder["state"], metrics = step(holder["state"], batch, rng)
+    loss = float(metrics["loss"])  # the only host sync of the round
+    return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n, loss
+
+  t0 = time.perf_counter()
+  _, _, first_loss = run(1)
+  return time.perf_counter() - t0, first_loss, run
+
+
+def main() -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--compressai-python", default="/work/venv-compressai/bin/python")
+  parser.add_argument("--N", type=int, default=128)
+  parser.add_argument("--M", type=int, default=192)
+  parser.add_argument("--batch", type=int, default=8)
+  parser.add_argument("--size", type=int, default=256)
+  parser.add_argument("--rounds", type=int, default=6, help="alternating rounds after the first step")
+  parser.add_argument("--steps", type=int, default=2, help="steps per side per round")
+  parser.add_argument("--compute-dtype", default="float32", choices=("float32", "bfloat16"))
+  parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+  parser.add_argument("--weights", help=argparse.SUPPRESS)
+  parser.add_argument("--inputs", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.serve:
+    serve(args)
+    return 0
+  print(f"{ARCH} N={args.N} M={args.M}, batch {args.batch} at {args.size}^2; CPU {cpu_model()}, "
+        f"{os.cpu_count()} cores; load average {load()} at start", flush=True)
+  with tempfile.TemporaryDirectory() as tmp:
+    args.weights = os.path.join(tmp, "weights.npz")
+    args.inputs = os.path.join(tmp, "inputs.npz")
+    crops = train_crops(args.batch, args.size)
+    np.savez(args.inputs, batch=crops)
+    cmd = [args.compressai_python, os.path.abspath(__file__), "--serve", "--weights", args.weights,
+           "--inputs", args.inputs, "--N", str(args.N), "--M", str(args.M)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+      theirs_first = read_reply(proc)  # also means the weights are written
+      ours_first, ours_loss0, ours_run = our_stepper(args.weights, crops, args.compute_dtype)
+      times = {"ours": [], "theirs": [], "ours_cpu": [], "theirs_cpu": []}
+      for r in range(args.rounds):
+        t, cpu, _ = ours_run(args.steps)
+        times["ours"].append(t)
+        times["ours_cpu"].append(cpu)
+        proc.stdin.write(f"{args.steps}\n")
+        proc.stdin.flush()
+        theirs = read_reply(proc)
+        times["theirs"].append(theirs["seconds"])
+        times["theirs_cpu"].append(theirs["cpu"])
+        print(f"round {r + 1}: ours {t:.3f} s/step ({cpu:.2f} CPU s), CompressAI {theirs['seconds']:.3f} s/step "
+              f"({theirs['cpu']:.2f} CPU s), load {load()}", flush=True)
+      proc.stdin.write("0\n")
+      proc.stdin.flush()
+    finally:
+      proc.wait(timeout=60)
+  print(f"jax side: compute dtype {args.compute_dtype}; torch {theirs_first['torch']}, "
+        f"{theirs_first['threads']} threads")
+  print(f"{'':28}{'ours':>10}{'CompressAI':>12}{'ours/theirs':>13}")
+  print(f"{'first step incl. compile (s)':28}{ours_first:10.2f}{theirs_first['first']:12.2f}")
+  print(f"{'first-step loss':28}{ours_loss0:10.3f}{theirs_first['loss']:12.3f}")
+  for name, fn in (("min", min), ("median", statistics.median)):
+    a, b = fn(times["ours"]), fn(times["theirs"])
+    print(f"{'step s, ' + name + ' of rounds':28}{a:10.3f}{b:12.3f}{a / b:13.2f}")
+    print(f"{'throughput img/s, ' + name:28}{args.batch / a:10.2f}{args.batch / b:12.2f}{b / a:13.2f}"
+          "  target >= 1.3")
+    a, b = fn(times["ours_cpu"]), fn(times["theirs_cpu"])
+    print(f"{'CPU s/step, ' + name:28}{a:10.3f}{b:12.3f}{a / b:13.2f}  (process CPU time, both threads)")
+  print(f"load average {load()} at end")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
