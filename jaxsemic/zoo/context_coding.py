@@ -1,16 +1,17 @@
-"""Coding a context model's latents (mbt2018 Sec. 3) position by position, under jit, with host calls for symbols.
+"""Coding a context model's latents (mbt2018 Sec. 3) step by step: jitted batches of positions, symbols on the host.
 
 A position's (scale, mean) come from its 5x5 causal neighbourhood of already decoded latents, so decoding is
 sequential; but only along the dependencies: all positions on one diagonal t = 3r + c depend only on earlier
 diagonals (`schedule`), so the decoder walks the 3(h-1) + w diagonals instead of the h*w positions ("wavefront",
-the .jsc format since version 2). Each step is one batched evaluation of its positions (`scheduled_pass`, one
-`lax.scan` under jit, one compile per latent shape) and one host call that gets all of their integer symbols
-through `io_callback`: the encoder's returns round(y - mean) (already computed in the step), the decoder's
-range-decodes them with the step's scale indices. The "raster" schedule runs the same program one position per
-step, each in the row it has in its diagonal, so both orders give the same numbers bit for bit (tested).
-`serial_pass` is .jsc version 1's decoder: raster order, one unbatched evaluation per position.
+the .jsc format since version 2). Per step, one device call (`coding_step`, jitted once per latent shape and
+cacheable on disk) evaluates all positions of the diagonal as one batch, and one host call gets their integer
+symbols: the encoder's returns round(y - mean) (computed in the step), the decoder's range-decodes them with
+the step's scale indices in one coder call. The "raster" schedule runs the same program one position per step,
+each in the row it has in its diagonal, so both orders give the same numbers bit for bit (tested).
+`serial_pass` is .jsc version 1's decoder: raster order, one unbatched evaluation per position, one `lax.scan`
+with an `io_callback` per position.
 
-Encoder and decoder run the very same jitted function with the same shapes, so the means and scale indices
+Encoder and decoder run the very same jitted functions with the same shapes, so the means and scale indices
 they compute are the same numbers and the decoder stays in sync with the range coder.
 """
 
@@ -38,15 +39,8 @@ _LOCK = threading.Lock()
 _COUNTER = itertools.count(1)
 
 
-def _host_step(token, idx, proposed, valid=None):
-  """Symbols of one step from the session's host function; with `valid` [B], of the valid rows only (0 elsewhere)."""
-  fn = _SESSIONS[int(token)]
-  if valid is None:
-    return np.asarray(fn(np.asarray(idx), np.asarray(proposed)), np.int32)
-  valid = np.asarray(valid)
-  out = np.zeros(np.shape(proposed), np.int32)
-  out[valid] = fn(np.asarray(idx)[valid], np.asarray(proposed)[valid])
-  return out
+def _host_step(token, idx, proposed):
+  return np.asarray(_SESSIONS[int(token)](np.asarray(idx), np.asarray(proposed)), np.int32)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -111,62 +105,78 @@ def schedule(h: int, w: int, order: str = "wavefront") -> tuple[np.ndarray, np.n
   return rows, cols
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def scheduled_pass(module, params, hyper: Array, y: Array, rows: Array, cols: Array, token: Array,
-                   scale_table: Array):
-  """Codes the steps of a `schedule`; returns (y_hat [h,w,M], symbols [T,B,M], indices [T,B,M], bits).
+@functools.partial(jax.jit, static_argnums=0, donate_argnums=3)
+def coding_step(module, params, hyper: Array, y_pad: Array, y: Array, prev: tuple, rows: Array, cols: Array,
+                scale_table: Array):
+  """One step of a `schedule`: writes the previous step's y_hat, then evaluates this step's positions as a batch.
 
-  Per step, one batched evaluation of the step's positions (`context_params_many`) and one host call for all
-  of their symbols; pad slots (row -1) are never written, and their symbols and indices are 0.
+  prev: (rows [B], cols [B], symbols [B,M], means [B,M]) of the previous step (rows -1: nothing to write);
+  rows, cols [B]: this step's positions (-1 pads). y_pad [h+4, w+4, M] holds the decoded latents (donated).
+  Returns (y_pad, scales, means, scale indices, proposed symbols round(y - mean)), all [B,M] but y_pad; pad
+  rows have index 0. The same program serves every step, order, encoder and decoder (one compile per shape).
   """
   h, w, m = y.shape
   k = CONTEXT_KERNEL
   p = k // 2
-  variables = {"params": params}
+  r_prev, c_prev, sym_prev, mean_prev = prev
+  y_pad = y_pad.at[jnp.where(r_prev >= 0, r_prev + p, h + 2 * p), c_prev + p].set(
+      sym_prev.astype(y.dtype) + mean_prev, mode="drop")  # pads point off the grid and are dropped
+  valid = rows >= 0
+  rs, cs = jnp.where(valid, rows, 0), jnp.where(valid, cols, 0)
+  windows = jax.vmap(lambda i, j: jax.lax.dynamic_slice(y_pad, (i, j, 0), (k, k, m)))(rs, cs)
+  scales, means = module.apply({"params": params}, hyper[rs, cs], windows, method="context_params_many")
+  idx = jnp.where(valid[:, None], scale_index(scales, scale_table), 0)
+  return y_pad, scales, means, idx, jnp.round(y[rs, cs] - means).astype(jnp.int32)
 
-  def step(y_pad, rc):
-    r, c = rc
+
+@jax.jit
+def _bits(symbols: Array, means: Array, scales: Array, valid: Array) -> Array:
+  """Estimated bits of the coded symbols [T,B,M] under their Gaussians (pad rows excluded)."""
+  lik = gaussian_likelihood(symbols.astype(means.dtype) + means, means, scales)
+  return -jnp.sum(jnp.where(valid[..., None], jnp.log2(lik), 0.0))
+
+
+def _scheduled(module, params, hyper: Array, y: Array, scale_table: np.ndarray,
+               host: Callable[[np.ndarray, np.ndarray], np.ndarray], order: str):
+  """`run` for the batched orders: a host loop over the steps, one device call and one host call per step."""
+  h, w, m = y.shape
+  rows, cols = schedule(h, w, order)
+  hyper, y, table = jnp.asarray(hyper), jnp.asarray(y), jnp.asarray(scale_table, jnp.float32)
+  y_pad = jnp.zeros((h + CONTEXT_KERNEL - 1, w + CONTEXT_KERNEL - 1, m), y.dtype)
+  nothing = np.full(rows.shape[1], -1, np.int32)
+  prev = (nothing, nothing, np.zeros((rows.shape[1], m), np.int32), jnp.zeros((rows.shape[1], m), y.dtype))
+  chunks, coded = [], []
+  for r, c in zip(rows, cols):
+    y_pad, scales, means, idx, proposed = coding_step(module, params, hyper, y_pad, y, prev, r, c, table)
     valid = r >= 0
-    rs, cs = jnp.where(valid, r, 0), jnp.where(valid, c, 0)
-    windows = jax.vmap(lambda i, j: jax.lax.dynamic_slice(y_pad, (i, j, 0), (k, k, m)))(rs, cs)
-    scales, means = module.apply(variables, hyper[rs, cs], windows, method="context_params_many")
-    idx = jnp.where(valid[:, None], scale_index(scales, scale_table), 0)
-    proposed = jnp.round(y[rs, cs] - means).astype(jnp.int32)
-    sym = io_callback(_host_step, jax.ShapeDtypeStruct(proposed.shape, jnp.int32), token, idx, proposed, valid)
-    sym = jnp.where(valid[:, None], sym, 0)
-    y_hat_px = sym.astype(y.dtype) + means
-    bits = -jnp.sum(jnp.where(valid[:, None], jnp.log2(gaussian_likelihood(y_hat_px, means, scales)), 0.0))
-    y_pad = y_pad.at[jnp.where(valid, r + p, h + 2 * p), c + p].set(y_hat_px, mode="drop")  # pads: off the grid
-    return y_pad, (sym, idx, bits)
-
-  y_pad = jnp.zeros((h + 2 * p, w + 2 * p, m), y.dtype)
-  y_pad, (syms, idxs, bits) = jax.lax.scan(step, y_pad, (rows, cols))
-  return y_pad[p:p + h, p:p + w], syms, idxs, jnp.sum(bits)
+    sym = np.zeros(proposed.shape, np.int32)
+    sym[valid] = host(np.asarray(idx)[valid], np.asarray(proposed)[valid])
+    chunks.append((sym[valid], np.asarray(idx)[valid]))
+    coded.append((sym, means, scales))
+    prev = (r, c, sym, means)
+  y_pad = coding_step(module, params, hyper, y_pad, y, prev, nothing, nothing, table)[0]
+  p = CONTEXT_KERNEL // 2
+  syms, means, scales = (jnp.stack(a) for a in zip(*coded))
+  return np.asarray(y_pad)[p:p + h, p:p + w], chunks, float(_bits(syms, means, scales, jnp.asarray(rows >= 0)))
 
 
 def run(module, params, hyper: Array, y: Array, scale_table: np.ndarray,
         host: Callable[[np.ndarray, np.ndarray], np.ndarray], order: str = "wavefront"):
-  """Codes one image's y in `order` with `host` answering the symbol requests.
+  """Codes one image's y [h,w,M] in `order` with `host` answering the symbol requests.
 
+  host(scale indices [n,M], proposed symbols [n,M]) -> symbols [n,M], for the n positions of a step.
   Returns (y_hat [h,w,M], chunks, bits): `chunks` are the (symbols, scale indices) arrays of each host call,
   in the order the range coder sees them (one position per chunk in raster order, one diagonal in wavefront).
   """
+  if order != "serial":
+    return _scheduled(module, params, hyper, y, scale_table, host, order)
   with _LOCK:
     token = next(_COUNTER)
     _SESSIONS[token] = host
   try:
-    args = (jnp.asarray(hyper), jnp.asarray(y))
-    table = jnp.asarray(scale_table, jnp.float32)
-    if order == "serial":
-      y_hat, syms, idxs, bits = serial_pass(module, params, *args, jnp.int32(token), table)
-      chunks = list(zip(np.asarray(syms), np.asarray(idxs)))
-    else:
-      rows, cols = schedule(*y.shape[:2], order)
-      y_hat, syms, idxs, bits = scheduled_pass(module, params, *args, jnp.asarray(rows), jnp.asarray(cols),
-                                               jnp.int32(token), table)
-      syms, idxs = np.asarray(syms), np.asarray(idxs)
-      chunks = [(s[v], i[v]) for s, i, v in zip(syms, idxs, rows >= 0)]
-    return np.asarray(y_hat), chunks, float(bits)
+    y_hat, syms, idxs, bits = serial_pass(module, params, jnp.asarray(hyper), jnp.asarray(y), jnp.int32(token),
+                                          jnp.asarray(scale_table, jnp.float32))
+    return np.asarray(y_hat), list(zip(np.asarray(syms), np.asarray(idxs))), float(bits)
   finally:
     with _LOCK:
       del _SESSIONS[token]
