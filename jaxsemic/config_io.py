@@ -10,9 +10,23 @@ import ml_collections
 from jaxsemic.errors import UserError
 
 
+PACKAGED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+def resolve_config_path(spec: str) -> str:
+  """`configs/NAME.py[:arg]` -> the packaged copy when no such file exists here (an installed jaxsemic run
+  from another folder); any other spec unchanged."""
+  path, sep, arg = spec.partition(":")
+  packaged = os.path.join(PACKAGED, os.path.basename(path))
+  if (not os.path.isfile(path) and os.path.normpath(os.path.dirname(path)) == "configs"
+      and os.path.isfile(packaged)):
+    return packaged + sep + arg
+  return spec
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
   """Loads `path.py` or `path.py:arg` (big_vision style) and returns `get_config([arg])`."""
-  path, _, arg = spec.partition(":")
+  path, _, arg = resolve_config_path(spec).partition(":")
   if not os.path.isfile(path):
     raise UserError(f"config file not found: {path}")
   module_spec = importlib.util.spec_from_file_location(f"_jaxsemic_config_{abs(hash(path))}", path)

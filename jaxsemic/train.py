@@ -48,7 +48,11 @@ def main(argv: list[str]) -> None:
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-  """absl flag parsing, with a misspelt config field or a missing config file as one line (exit 2)."""
+  """absl flag parsing, with a misspelt config field or a missing config file as one line (exit 2);
+  `--config=configs/NAME.py` finds the packaged config when run outside a clone."""
+  from jaxsemic.config_io import resolve_config_path  # pylint: disable=import-outside-toplevel
+  argv = [f"--config={resolve_config_path(a[len('--config='):])}" if a.startswith("--config=") else
+          resolve_config_path(a) if i and argv[i - 1] == "--config" else a for i, a in enumerate(argv)]
   try:
     return flags.FLAGS(argv)
   except (flags.Error, AttributeError, KeyError, ValueError, TypeError, OSError) as e:
