@@ -22,6 +22,7 @@ import http.server
 import itertools
 import json
 import re
+import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -52,6 +53,11 @@ class FakeGcs(http.server.ThreadingHTTPServer):
     self.generation = itertools.count(1_700_000_000_000_001)
     self.unhandled: list[str] = []
     self.requests = 0
+
+  def handle_error(self, request: Any, client_address: Any) -> None:
+    """Clients dropping idle keep-alive connections is normal; anything else is printed as usual."""
+    if not isinstance(sys.exc_info()[1], ConnectionError):
+      super().handle_error(request, client_address)
 
   @property
   def url(self) -> str:

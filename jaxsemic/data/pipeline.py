@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import signal
+from collections.abc import Iterator
+from multiprocessing import resource_tracker
+from typing import Any
 
 import grain
 import ml_collections
+from absl import flags
 
 from jaxsemic.data import builtin, files, text_vectors
 from jaxsemic.data.transforms import DecodeCropFlip
@@ -76,11 +82,51 @@ def make_train_loader(config: ml_collections.ConfigDict, train_set: TrainSet, *,
       paths=train_set.paths, crop=data.crop_size, upscale_small=data.small_images == "upscale",
       flip=data.flip, text_rows=train_set.text_rows, empty_text=train_set.empty_text,
       caption_dropout=data.caption_dropout)
+  if data.worker_count and not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()  # grain's workers read its absl flags: outside an absl app, their defaults
   return grain.DataLoader(
       data_source=IndexSource(len(train_set.paths)), sampler=sampler,
       operations=[transform, grain.transforms.Batch(config.batch_size // process_count,
                                                     drop_remainder=True)],
       worker_count=data.worker_count, worker_buffer_size=data.worker_buffer_size)
+
+
+def hold_sigterm() -> Any:
+  """Blocks SIGTERM in the calling thread; returns the mask to give release_sigterm (see sigterm_held).
+
+  Threads and processes started meanwhile inherit the block, so a SIGTERM sent to the whole process group
+  (SLURM, `kill -TERM -- -PGID`) leaves grain's data workers feeding the trainer, which checkpoints the step
+  it reached and then stops them itself; otherwise a worker killed while the trainer waits for its batch ends
+  the run in grain's "worker process was terminated" error, with no checkpoint. A SIGTERM sent meanwhile is
+  not lost: another thread of the process takes it at once, else it waits (sigterm_pending) for the release.
+  """
+  if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks (and no SIGTERM from schedulers)
+    return None
+  # Started now, not by grain inside the block: multiprocessing starts its resource tracker (which grain's
+  # shared memory needs) with SIGTERM blocked and then unblocks it, whatever the thread's mask was before.
+  resource_tracker.ensure_running()
+  return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+def release_sigterm(previous: Any) -> None:
+  """Puts back the mask hold_sigterm returned (a pending SIGTERM is delivered now)."""
+  if previous is not None:
+    signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def sigterm_pending() -> bool:
+  """Whether a SIGTERM waits for a release (it reached no thread that takes it)."""
+  return hasattr(signal, "sigpending") and signal.SIGTERM in signal.sigpending()
+
+
+@contextlib.contextmanager
+def sigterm_held() -> Iterator[None]:
+  """hold_sigterm for the calls that may start grain's worker threads and processes."""
+  previous = hold_sigterm()
+  try:
+    yield
+  finally:
+    release_sigterm(previous)
 
 
 class IndexSource:

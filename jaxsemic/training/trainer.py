@@ -144,15 +144,22 @@ class _StopSignal:
   """
 
   def __init__(self):
-    self.received, self.previous = False, None
+    self.received, self.previous, self.mask = False, None, None
 
   def install(self) -> None:
-    """Catches SIGTERM from now on (only possible in the main thread of a single-process run)."""
+    """Catches SIGTERM from now on (only possible in the main thread of a single-process run).
+
+    SIGTERM is also blocked in this thread, so the data workers grain starts from here inherit the block
+    (pipeline.hold_sigterm); the signal still arrives, through another thread or as pending.
+    """
+    self.mask = pipeline.hold_sigterm()
     if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
       self.previous = signal.signal(signal.SIGTERM, self._handle)
 
   def restore(self) -> None:
-    """Puts back the SIGTERM handler that was there before install()."""
+    """Unblocks SIGTERM and puts back the handler that was there before install()."""
+    pipeline.release_sigterm(self.mask)
+    self.mask = None
     if self.previous is not None:
       signal.signal(signal.SIGTERM, self.previous)
       self.previous = None
@@ -164,7 +171,7 @@ class _StopSignal:
     """True once SIGTERM arrived (this process) or the preemption sync point is reached (all processes)."""
     if jax.process_count() > 1:
       return manager.reached_preemption(step)
-    return self.received
+    return self.received or pipeline.sigterm_pending()
 
 
 class _NonFiniteGuard:
@@ -268,11 +275,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
               + (f" ({train_set.num_small_skipped} smaller than the crop skipped)"
                  if train_set.num_small_skipped else "")
               + f"; {jax.process_count()} process(es), {jax.device_count()} device(s)")
-  data_iter = iter(run.loader)
+  with pipeline.sigterm_held():  # grain's workers start here or at the first batch: SIGTERM is the trainer's
+    data_iter = iter(run.loader)
   train_rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
   manager = checkpoint.make_manager(workdir, config)
-  state = checkpoint.restore_latest(
-      manager, checkpoint.abstract_with_shardings(abstract, state_shardings), data_iter)
+  with pipeline.sigterm_held():
+    state = checkpoint.restore_latest(
+        manager, checkpoint.abstract_with_shardings(abstract, state_shardings), data_iter)
   if state is None and config.get("init_from"):  # fine-tuning (e.g. SEDIC's reference codec, Sec. IV-A)
     params = params_from_model_dir(config.init_from, abstract.params)
     state = jax.jit(functools.partial(create_state, optimizer=optimizer),
