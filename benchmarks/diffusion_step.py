@@ -165,6 +165,7 @@ def main():
   parser.add_argument('--reps', type=int, default=3, help='timed rounds after the first calls')
   parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'))
   parser.add_argument('--skip-guided', action='store_true', help='skip the ORAG step')
+  parser.add_argument('--skip-diffusers', action='store_true', help='time only our plain and ORAG steps')
   args = parser.parse_args()
   import torch  # pylint: disable=import-outside-toplevel
   arch, data = SIZES[args.size], inputs(args.latent)
@@ -178,22 +179,17 @@ def main():
   compiled, compile_s, temp_gib = compile_timed(step, params, z)
   ours = lambda: jax.block_until_ready(compiled(params, z))
   first_ours = compile_s + seconds(ours)
-  first_theirs = seconds(theirs)
-  reference = theirs()
-  difference = np.abs(np.asarray(ours(), np.float32) - reference).max() / np.abs(reference).max()
-  times = take_turns({'ours': ours, 'diffusers': theirs}, args.reps)
-  ratio_min = min(times['ours']) / min(times['diffusers'])
-  ratio_median = statistics.median(times['ours']) / statistics.median(times['diffusers'])
-  print(f'\n{"UNet + ControlNet step":34}{"min s":>9}{"median s":>9}{"first s":>11}  (load {load()})')
-  print(row('diffusers (PyTorch)', times['diffusers'], first_theirs))
-  print(row('ours (first: compile + call)', times['ours'], first_ours, f'compile {compile_s:.1f} s, '
-            f'XLA temp {temp_gib:.2f} GiB'))
-  print(f'RESULT ours/diffusers step time: min {ratio_min:.2f}, median {ratio_median:.2f} (target <= 1.0); '
-        f'max |ours - diffusers| / max |diffusers| = {difference:.1e}; load {load()}', flush=True)
+  if not args.skip_diffusers:
+    compare(ours, theirs, first_ours, compile_s, temp_gib, args.reps)
   if args.skip_guided:
     return
   del t_unet, t_cn, theirs
   gc.collect()
+  time_guided(ours, first_ours, orag_step, params, z, args.reps)
+
+
+def time_guided(ours, first_ours: float, orag_step, params, z, reps: int) -> None:
+  """Time the ORAG step against our plain step in turns; print the table and the peak RSS of this phase."""
   resident = memory_gib('VmRSS')
   reset_peak()
   compiled_orag, compile_orag, temp_orag = compile_timed(orag_step, params, z)
@@ -201,7 +197,7 @@ def main():
   reset_peak()
   guided = lambda: jax.block_until_ready(compiled_orag(params, z))
   first_guided = compile_orag + seconds(guided)
-  times = take_turns({'plain': ours, 'guided': guided}, args.reps)
+  times = take_turns({'plain': ours, 'guided': guided}, reps)
   print(f'\n{"ORAG (guided) step":34}{"min s":>9}{"median s":>9}{"first s":>11}  (load {load()})')
   print(row('ours, plain step', times['plain'], first_ours))
   print(row('ours, guided step', times['guided'], first_guided, f'compile {compile_orag:.1f} s, '
@@ -210,6 +206,22 @@ def main():
         f'{statistics.median(times["guided"]) / statistics.median(times["plain"]):.2f} (target <= 1.6); '
         f'peak RSS of the guided phase {memory_gib("VmHWM"):.1f} GiB (weights resident before '
         f'{resident:.1f} GiB; compile peak {compile_peak:.1f} GiB); load {load()}', flush=True)
+
+
+def compare(ours, theirs, first_ours: float, compile_s: float, temp_gib: float, reps: int) -> None:
+  """Time diffusers' step against ours in turns and print the table and the parity of the outputs."""
+  first_theirs = seconds(theirs)
+  reference = theirs()
+  difference = np.abs(np.asarray(ours(), np.float32) - reference).max() / np.abs(reference).max()
+  times = take_turns({'ours': ours, 'diffusers': theirs}, reps)
+  ratio_min = min(times['ours']) / min(times['diffusers'])
+  ratio_median = statistics.median(times['ours']) / statistics.median(times['diffusers'])
+  print(f'\n{"UNet + ControlNet step":34}{"min s":>9}{"median s":>9}{"first s":>11}  (load {load()})')
+  print(row('diffusers (PyTorch)', times['diffusers'], first_theirs))
+  print(row('ours (first: compile + call)', times['ours'], first_ours, f'compile {compile_s:.1f} s, '
+            f'XLA temp {temp_gib:.2f} GiB'))
+  print(f'RESULT ours/diffusers step time: min {ratio_min:.2f}, median {ratio_median:.2f} (target <= 1.0); '
+        f'max |ours - diffusers| / max |diffusers| = {difference:.1e}; load {load()}', flush=True)
 
 
 if __name__ == '__main__':
