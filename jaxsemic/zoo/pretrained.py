@@ -61,9 +61,9 @@ def hash_prefix(file_name: str) -> str:
 
 
 def cache_root() -> str:
-  """$JAXSEMIC_CACHE, else $XDG_CACHE_HOME/jaxsemic, else ~/.cache/jaxsemic."""
-  return os.environ.get("JAXSEMIC_CACHE") or os.path.join(
-      os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "jaxsemic")
+  """$JAXSEMIC_CACHE, else $XDG_CACHE_HOME/jaxsemic, else ~/.cache/jaxsemic (`runtime.cache_root`)."""
+  from jaxsemic import runtime  # pylint: disable=import-outside-toplevel
+  return runtime.cache_root()
 
 
 def model_dir(row: dict[str, Any]) -> str:

@@ -12,9 +12,8 @@ from jaxsemic.errors import UserError
 
 def metric_cache_dir() -> str:
   """$JAXSEMIC_CACHE/metrics, else $XDG_CACHE_HOME/jaxsemic/metrics, else ~/.cache/jaxsemic/metrics."""
-  root = os.environ.get("JAXSEMIC_CACHE") or os.path.join(
-      os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "jaxsemic")
-  return os.path.join(root, "metrics")
+  from jaxsemic import runtime  # pylint: disable=import-outside-toplevel
+  return os.path.join(runtime.cache_root(), "metrics")
 
 
 def save_params(path: str, params: dict, *, source: str) -> None:
