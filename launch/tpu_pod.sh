@@ -6,8 +6,8 @@
 #   launch/tpu_pod.sh my-tpu-v4-32 us-central2-b configs/selic.py gs://bucket/runs/selic_0075 \
 #       --config.data.train_dir=/mnt/data/train --config.data.text_cache=/mnt/data/text.safetensors
 #
-# Before: the repository and data on every worker (e.g. a shared disk), and `pip install -e .
-# 'jax[tpu]'` there. config.batch_size is global: a multiple of the number of TPU chips.
+# Before: the repository and data on every worker (e.g. a shared disk), and `pip install -e '.[gcs]'
+# 'jax[tpu]'` there (gcs: gcsfs, for the gs:// workdir). config.batch_size is global: a multiple of the number of TPU chips.
 set -euo pipefail
 tpu=${1:?usage: launch/tpu_pod.sh TPU_NAME ZONE CONFIG WORKDIR [overrides...]}
 zone=${2:?usage: launch/tpu_pod.sh TPU_NAME ZONE CONFIG WORKDIR [overrides...]}
