@@ -107,3 +107,14 @@ def test_outputs_go_to_the_bucket_whole_and_never_overwrite_without_force(bucket
     io.check_output("gs://b/out/x.jsc", force=True, inputs=("gs://b/out/x.jsc",))
   with pytest.raises(UserError, match="output bucket does not exist: gs://nobucket"):
     io.check_output("gs://nobucket/x.jsc", force=False)
+
+
+def test_plot_writes_its_figure_to_the_bucket(bucket, tmp_path):
+  pytest.importorskip("matplotlib")
+  from jaxsemic.cli import main  # pylint: disable=import-outside-toplevel
+  (bucket / "b").mkdir()
+  results = tmp_path / "r.json"
+  results.write_text('{"name": "x", "results": {"bpp": [0.1, 0.2, 0.4], "psnr-rgb": [27.0, 29.5, 32.5]}}')
+  assert main(["plot", str(results), "--out", "gs://b/plots/rd.png"]) == 0
+  assert (bucket / "b" / "plots" / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  assert main(["plot", str(results), "--out", "gs://b/plots/rd.png"]) == 1  # exists, no --force
