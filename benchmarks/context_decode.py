@@ -9,7 +9,8 @@ Image: kodim23 from ../shared/data/kodak if present, else a 768x512 crop of scik
 CompressAI runs in its own venv (numpy<2) as a subprocess of this file (`--reference`) that stays alive and
 decodes on request, so the sides take turns (CompressAI, wavefront, raster, CompressAI, ...) with warm caches.
 Each side's first decompress (ours: incl. XLA compilation) is reported apart; then min and median of
---repeats, and g_s alone on each side (ours: the jitted synthesis, theirs: `net.g_s`). Target (issue 16):
+--repeats, and g_s alone on each side (ours: the jitted synthesis, theirs: `net.g_s`; the same 480 GFLOP at
+N = 192, 768x512), so that decompress - g_s shows the context decoding. Target (issue 16):
 wavefront decompress <= 0.25x CompressAI's. The CPU model and the load average are printed with the result; on a
 shared machine the absolute numbers move, the ratios less.
 """
@@ -200,12 +201,17 @@ def main() -> int:
           "wavefront"), ("ours, raster (.jsc v1)", first["raster"], "raster")]
   for name, first_s, key in rows:
     med = statistics.median(times[key])
-    print(f"{name:28}{first_s:11.2f}{min(times[key]):9.2f}{med:9.2f}{med / base:14.2f}")
+    print(f"{name:28}{first_s:11.2f}{min(times[key]):9.2f}{med:9.2f}{med / base:14.3f}")
   print(f"{'  of which g_s, CompressAI':28}{'':11}{min(times['compressai g_s']):9.2f}"
         f"{statistics.median(times['compressai g_s']):9.2f}")
   print(f"{'  of which g_s, ours':28}{'':11}{min(times['ours g_s']):9.2f}{statistics.median(times['ours g_s']):9.2f}")
+  rest = {k: statistics.median(times[k]) - statistics.median(times[g]) for k, g in
+          (("compressai", "compressai g_s"), ("wavefront", "ours g_s"), ("raster", "ours g_s"))}
+  print(f"decompress - g_s (medians): CompressAI {rest['compressai']:.2f} s, wavefront {rest['wavefront']:.2f} s "
+        f"({rest['wavefront'] / rest['compressai']:.3f}x), raster {rest['raster']:.2f} s "
+        f"({rest['raster'] / rest['compressai']:.3f}x)")
   ratio = statistics.median(times["wavefront"]) / base
-  print(f"wavefront / CompressAI = {ratio:.2f} (target <= 0.25); wavefront / raster = "
+  print(f"wavefront / CompressAI = {ratio:.3f} (target <= 0.25); wavefront / raster = "
         f"{statistics.median(times['wavefront']) / statistics.median(times['raster']):.2f}")
   return 0
 

@@ -22,6 +22,7 @@ import itertools
 import threading
 from typing import Callable
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -79,7 +80,7 @@ def schedule(h: int, w: int, order: str = "wavefront") -> tuple[np.ndarray, np.n
   "wavefront": step t codes every position with 3r + c = t (T = 3(h-1) + w steps). A 5x5 causal context reaches
   (r, c-1), (r-1, c+2) and (r-2, c+2), all on earlier diagonals, so a diagonal depends only on earlier ones.
   "raster": one position per step (T = h*w), in the slot it has in its diagonal, so that both orders evaluate
-  every position as the same row of the same program (`scheduled_pass`).
+  every position as the same row of the same program (`coding_step`).
   Within a diagonal the positions go by increasing row.
   """
   t = 3 * np.arange(h)[:, None] + np.arange(w)[None, :]
@@ -140,6 +141,7 @@ def _scheduled(module, params, hyper: Array, y: Array, scale_table: np.ndarray,
                host: Callable[[np.ndarray, np.ndarray], np.ndarray], order: str):
   """`run` for the batched orders: a host loop over the steps, one device call and one host call per step."""
   h, w, m = y.shape
+  chex.assert_shape(hyper, (h, w, 2 * m))
   rows, cols = schedule(h, w, order)
   hyper, y, table = jnp.asarray(hyper), jnp.asarray(y), jnp.asarray(scale_table, jnp.float32)
   y_pad = jnp.zeros((h + CONTEXT_KERNEL - 1, w + CONTEXT_KERNEL - 1, m), y.dtype)
