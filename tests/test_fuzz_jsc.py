@@ -41,3 +41,14 @@ def test_every_mutation_decodes_to_an_image_or_a_user_error(tiny_model):
       unexpected.append((i, name, result))
   assert not unexpected, unexpected[:5]
   assert counts["user_error"] > CASES // 3 and counts["image"] > 0, counts
+
+
+def test_tiled_file_mutations_decode_to_an_image_or_a_user_error(tiny_model):
+  """The same classes on a tiled file (two 64-pixel tiles: tile side and a longer stream table in the header)."""
+  fuzz = _fuzz_module()
+  data = fuzz.base_file(tiny_model, None, tile=64)
+  assert data[5] == 1 and fuzz._stream_table(data) == (27, 4)
+  results = [(name, fuzz.outcome(tiny_model, case)) for name, case in fuzz.mutants(data, 60, seed=1)]
+  unexpected = [r for r in results if not r[1].startswith(("image", "user_error"))]
+  assert not unexpected, unexpected[:5]
+  assert sum(r.startswith("user_error") for _, r in results) > 30

@@ -5,6 +5,7 @@ processes with a per-case timeout and a memory watch (a worker over --max-rss-mi
 each case is measured (VmHWM, reset before each case through /proc/self/clear_refs).
 
   nice -n 10 python tools/fuzz_jsc.py --cases 10000 --workers 2          # tiny random SELIC model
+  nice -n 10 python tools/fuzz_jsc.py --cases 1000 --tile 64             # a tiled file (two 64-pixel tiles)
   python tools/fuzz_jsc.py --model MODEL_DIR --image photo.png --cases 2000
 
 Prints the counts per outcome and per mutation class, and the peak memory; exit status 1 on any unexpected
@@ -45,10 +46,19 @@ def _bit_flips(rng, data: bytes) -> bytes:
   return bytes(b)
 
 
+def _stream_table(data: bytes) -> tuple[int, int]:
+  """(offset, count) of the sub-stream lengths of a well-formed .jsc, untiled or tiled (flags bit 0)."""
+  n, (h, w) = data[22], struct.unpack_from("<II", data, 14)
+  if not data[5] & 1:
+    return 23, n
+  (tile,) = struct.unpack_from("<I", data, 23)
+  return 27, n * -(-h // tile) * -(-w // tile)
+
+
 def _payload_flips_crc(rng, data: bytes) -> bytes:
   """Bit or byte changes in the range-coded payload, CRC recomputed (the decoder really reads them)."""
-  n = data[22]
-  start, body = 23 + 4 * n, bytearray(data[:-4])
+  off, n = _stream_table(data)
+  start, body = off + 4 * n, bytearray(data[:-4])
   if start >= len(body):
     return _crc(body)
   for _ in range(int(rng.integers(1, 6))):
@@ -84,19 +94,20 @@ def _header_field(rng, data: bytes) -> bytes:
 
 def _stream_lengths(rng, data: bytes) -> bytes:
   """Sub-stream lengths swapped, moved between streams, or set to an interesting value; CRC recomputed."""
-  n, body = data[22], bytearray(data[:-4])
+  (off, n), body = _stream_table(data), bytearray(data[:-4])
   if n == 0:
     return _crc(body)
-  lengths = list(struct.unpack_from(f"<{n}I", body, 23))
+  lengths = list(struct.unpack_from(f"<{n}I", body, off))
   r = rng.random()
   if r < 0.3 and n > 1:
     lengths = lengths[::-1]
   elif r < 0.7 and n > 1:
     k = 4 * int(rng.integers(-3, 4))
-    lengths[0], lengths[1] = max(lengths[0] + k, 0), max(lengths[1] - k, 0)
+    i = int(rng.integers(n - 1)) if n > 2 else 0  # tiled files: any two neighbours
+    lengths[i], lengths[i + 1] = max(lengths[i] + k, 0), max(lengths[i + 1] - k, 0)
   else:
     lengths[int(rng.integers(n))] = int(rng.choice(_INTERESTING))
-  struct.pack_into(f"<{n}I", body, 23, *lengths)
+  struct.pack_into(f"<{n}I", body, off, *lengths)
   return _crc(body)
 
 
@@ -167,12 +178,12 @@ def base_image() -> np.ndarray:
   return np.clip(np.stack([yy * 5, xx * 2, yy + xx], -1) + noise, 0, 255).astype(np.uint8)
 
 
-def base_file(model, image_path: str | None) -> bytes:
-  """The file to mutate: the model's .jsc of --image, else of `base_image()`."""
+def base_file(model, image_path: str | None, tile: int = 0) -> bytes:
+  """The file to mutate: the model's .jsc of --image, else of `base_image()` (in tiles of `tile` pixels)."""
   from jaxsemic.codec import api, image_io
   img = image_io.read_image(image_path) if image_path else base_image()
   text = np.zeros(model.text_dim, np.float32) if model.text_dim else None
-  return api.compress(model, img, text)[0]
+  return api.compress(model, img, text, tile=tile)[0]
 
 
 def _worker(model_dir, target: str, conn) -> None:
@@ -231,8 +242,8 @@ class Worker:
       return "worker_death", peak, time.perf_counter() - t0
 
 
-def arguments(doc: str, argv=None) -> argparse.Namespace:
-  """The options every fuzz script shares."""
+def arguments(doc: str, argv=None, tile: bool = False) -> argparse.Namespace:
+  """The options every fuzz script shares (and --tile for .jsc files)."""
   p = argparse.ArgumentParser(description=doc.splitlines()[0])
   p.add_argument("--cases", type=int, default=1000)
   p.add_argument("--seed", type=int, default=0)
@@ -241,6 +252,8 @@ def arguments(doc: str, argv=None) -> argparse.Namespace:
   p.add_argument("--workers", type=int, default=2)
   p.add_argument("--timeout", type=float, default=120.0, help="seconds per case before it counts as a hang")
   p.add_argument("--max-rss-mib", type=int, default=4096, help="a worker above this is killed (memory)")
+  if tile:
+    p.add_argument("--tile", type=int, default=0, help="mutate a tiled .jsc (tile side in pixels, e.g. 64)")
   return p.parse_args(argv)
 
 
@@ -290,8 +303,8 @@ def run_cases(cases: list[tuple[str, bytes]], args: argparse.Namespace, target: 
 
 
 def main(argv=None) -> int:
-  args = arguments(__doc__, argv)
-  data = base_file(build_model(args.model), args.image)
+  args = arguments(__doc__, argv, tile=True)
+  data = base_file(build_model(args.model), args.image, args.tile)
   return run_cases(list(mutants(data, args.cases, args.seed)), args, "fuzz_jsc", len(data))
 
 
