@@ -8,12 +8,18 @@ builds the model with the parity fixtures' seeded init (tools/compressai_fixture
 our side converts, and then runs training steps when asked. Both sides train on the same 8 crops of 256x256
 (Adam 1e-4 after global-norm clipping to 1, loss bpp + lambda 255^2 MSE). Each side's first step (tracing,
 compilation) is timed apart; then the sides take turns (ours, theirs, ours, theirs, ...) for --rounds rounds of
---steps steps each, so both see the same machine load. Ours runs the trainer's step (`jaxsemic.training.step`),
-jitted with the state donated, and fetches its metrics only at the end of a round, as the trainer does every
-log_every steps. Prints the CPU model and the load average with the per-step seconds (min and median over rounds)
-and the throughput ratio ours/theirs (issue 16 target: >= 1.3), and each side's process CPU seconds per step
-(less sensitive than wall time to other jobs on a shared machine, but it counts threads spinning while waiting). `--compute-dtype bfloat16` measures our mixed
-precision option (config.compute_dtype) instead of float32.
+--steps steps each, so both see the same machine load. Ours runs the trainer's step
+(`jaxsemic.training.step`), jitted with the state donated, and reads its loss only at the end of a round (the
+trainer reads each step's metrics one step late, so the device never waits for the host). Prints the CPU model
+and the load average with the per-step seconds (min and median over rounds), the throughput ratio ours/theirs
+(issue 16 target: >= 1.3), and each side's process CPU seconds per step (less sensitive than wall time to other
+jobs on a shared machine, but it counts threads spinning while they wait). `--compute-dtype bfloat16` measures
+our mixed precision option (config.compute_dtype) instead of float32; `--conv-wgrad xla` XLA's own convolution
+weight gradient instead of the tap matmuls `auto` picks on CPU.
+
+Measured (AMD EPYC, 2 cores, load 19-20 from other jobs, so the wall times are ~10x idle): float32 ours 43.5 s
+vs CompressAI 62.1 s per step (median), throughput 1.43x, CPU seconds 3.68 vs 5.83. An idle Xeon measured 0.69-0.81x
+with the earlier vs_compressai.py (issue 16): the ratio depends on CPU and load, re-measure at low load.
 """
 
 from __future__ import annotations
@@ -168,6 +174,8 @@ def main() -> int:
   parser.add_argument("--rounds", type=int, default=6, help="alternating rounds after the first step")
   parser.add_argument("--steps", type=int, default=2, help="steps per side per round")
   parser.add_argument("--compute-dtype", default="float32", choices=("float32", "bfloat16"))
+  parser.add_argument("--conv-wgrad", default=os.environ.get("JAXSEMIC_CONV_WGRAD", "auto"),
+                      choices=("auto", "taps", "xla"), help="our conv weight gradient (jaxsemic/layers/conv.py)")
   parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--weights", help=argparse.SUPPRESS)
   parser.add_argument("--inputs", help=argparse.SUPPRESS)
@@ -188,6 +196,7 @@ def main() -> int:
                             text=True)
     try:
       theirs_first = read_reply(proc)  # also means the weights are written
+      os.environ["JAXSEMIC_CONV_WGRAD"] = args.conv_wgrad  # read when the step is traced
       ours_first, ours_loss0, ours_run = our_stepper(args.weights, crops, args.compute_dtype)
       times = {"ours": [], "theirs": [], "ours_cpu": [], "theirs_cpu": []}
       for r in range(args.rounds):
@@ -205,7 +214,7 @@ def main() -> int:
       proc.stdin.flush()
     finally:
       proc.wait(timeout=60)
-  print(f"jax side: compute dtype {args.compute_dtype}; torch {theirs_first['torch']}, "
+  print(f"jax side: compute dtype {args.compute_dtype}, conv weight gradient {args.conv_wgrad}; torch {theirs_first['torch']}, "
         f"{theirs_first['threads']} threads")
   print(f"{'':28}{'ours':>10}{'CompressAI':>12}{'ours/theirs':>13}")
   print(f"{'first step incl. compile (s)':28}{ours_first:10.2f}{theirs_first['first']:12.2f}")
