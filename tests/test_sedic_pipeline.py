@@ -133,7 +133,8 @@ def test_no_objects_equals_plain_sampling(comp):
   z_T = P.initial_noise(P.stage_keys(SEED, 0)['overall'], (1, 16, 24, 4))
   sampler = sampling.make_sampler(comp.scheduler, 'ddim', CFG.overall_steps)
   z0 = sampling.sample(model_fn, comp.params, sampler, z_T, (ctx, _reference_latent(comp, image)))
-  np.testing.assert_allclose(np.asarray(out.latent), np.asarray(z0), atol=1e-5, rtol=0)
+  # Same program up to XLA's fusion choices: a few float32 ulps at |z| ~ 20 (chunked CPU attention).
+  np.testing.assert_allclose(np.asarray(out.latent), np.asarray(z0), atol=1e-5, rtol=2e-6)
 
 
 def test_phrase_token_indices(comp):
