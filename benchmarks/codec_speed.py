@@ -9,7 +9,12 @@ encode and decode interleaved with Pillow's JPEG q75 / WebP q75 on the same imag
 median wall seconds and the min process CPU seconds (user + sys of both cores, less sensitive to other load
 than wall time). The stage breakdown is one more run that waits after every stage (g_a + h_a, h_s, the ChARM
 slice transforms, the range coder, g_s), so its sum exceeds the pipelined total. Last, the range coder's
-symbols per second on 2 M symbols of the Gaussian tables.
+symbols per second on 2 M symbols of the Gaussian tables. The library's programs are compiled cold (the CLI's
+on-disk caches are not enabled here).
+
+Before / after: run this file from an export of the older revision, alternating with this tree, e.g.
+`git archive REV | tar -x -C /tmp/rev && cp benchmarks/codec_speed.py /tmp/rev/benchmarks/ && cd /tmp/rev &&
+PYTHONPATH=/tmp/rev python benchmarks/codec_speed.py` (revisions before the stage timings print no breakdown).
 """
 
 from __future__ import annotations
