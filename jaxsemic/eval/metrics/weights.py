@@ -22,6 +22,8 @@ def save_params(path: str, params: dict, *, source: str) -> None:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = path + ".tmp"
   save_file(flatten(params), tmp, metadata={"source": source})
+  from jaxsemic import io  # pylint: disable=import-outside-toplevel
+  os.chmod(tmp, io.default_mode())  # safetensors creates its file owner-only
   os.replace(tmp, path)
 
 
