@@ -22,6 +22,7 @@ import numpy as np
 from jaxsemic.entropy import coder
 from jaxsemic.entropy import tables as tables_lib
 from jaxsemic.entropy.gaussian import default_scale_table, gaussian_likelihood, scale_index
+from jaxsemic import runtime
 from jaxsemic.errors import UserError
 from jaxsemic.family import channel_index, coder_precision, synthesis, variables
 from jaxsemic.zoo import context_coding
@@ -48,7 +49,7 @@ def _bottleneck_bits(module, params, v_hat):
   return -jnp.sum(jnp.log2(lik), axis=(1, 2, 3))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
+@functools.partial(runtime.persistent_jit, static_argnums=(0, 3))
 def _encode_front(module, params, x, hyper: bool):
   """y, and the bottleneck-coded latent's (z's, or y's without a hyperprior) symbols, values and bits."""
   y = module.apply(variables(params), x, method="analysis")
@@ -59,25 +60,25 @@ def _encode_front(module, params, x, hyper: bool):
   return y, sym.astype(jnp.int32), v_hat, _bottleneck_bits(module, params, v_hat)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(runtime.persistent_jit, static_argnums=0)
 def _dequantise_bottleneck(module, params, sym):
   return sym.astype(jnp.float32) + _medians(params)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(runtime.persistent_jit, static_argnums=0)
 def _gaussian_params(module, params, z_hat, scale_table):
   scales, means = module.apply(variables(params), z_hat, method="gaussian_params")
   return scales, means, scale_index(scales, scale_table)
 
 
-@jax.jit
+@runtime.persistent_jit
 def _gaussian_symbols(y, scales, means):
   sym = jnp.round(y - means)
   bits = -jnp.sum(jnp.log2(gaussian_likelihood(sym + means, means, scales)), axis=(1, 2, 3))
   return sym.astype(jnp.int32), sym + means, bits
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(runtime.persistent_jit, static_argnums=0)
 def _hyper(module, params, z_hat):
   return module.apply(variables(params), z_hat, method="hyper_synthesis")
 
