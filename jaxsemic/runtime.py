@@ -172,11 +172,12 @@ def _compile_and_store(fun: Callable, statics: tuple[int, ...], args: tuple, pat
 
   program.__name__ = program.__qualname__ = f"{fun.__name__}_{os.path.basename(path)[:16]}"
   lowered = jax.jit(program, static_argnums=statics).lower(*args)
+  was = jax.config.jax_enable_compilation_cache
   jax.config.update("jax_enable_compilation_cache", False)
   try:
     compiled = lowered.compile(compiler_options=_COMPILER_OPTIONS.get(device.platform))
   finally:
-    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_enable_compilation_cache", was)
   try:
     blob = pickle.dumps(serialize_executable.serialize(compiled))
     folder = os.path.dirname(path)
