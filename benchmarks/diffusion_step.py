@@ -28,7 +28,7 @@ import numpy as np
 from jaxsemic.diffusion.config import UNetConfig
 from jaxsemic.diffusion.controlnet import ControlNetModel
 from jaxsemic.diffusion.guidance import guided_latent
-from jaxsemic.diffusion.pretrained import params_from_state_dict
+from jaxsemic.diffusion.pretrained import params_from_state_dict, random_params
 from jaxsemic.diffusion.unet import UNet2DConditionModel
 
 SD15 = dict(in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
@@ -114,11 +114,15 @@ def torch_step(unet, cn, data: dict[str, np.ndarray]):
 
 
 def jax_steps(arch: dict, state_dicts, data: dict[str, np.ndarray], dtype):
-  """Our modules and params (converted from diffusers'), the plain and the ORAG step functions."""
+  """Our modules and params (converted from diffusers' state dicts, or random if None), the plain and the ORAG
+  step functions."""
   cfg = UNetConfig.from_diffusers(arch)
   unet, cn = UNet2DConditionModel(cfg, dtype=dtype), ControlNetModel(cfg, 'pixel', dtype=dtype)
-  params = (params_from_state_dict(unet, 'unet', state_dicts[0]), params_from_state_dict(cn, 'controlnet',
-                                                                                           state_dicts[1]))
+  if state_dicts is None:
+    params = (random_params(unet, 'unet', 0), random_params(cn, 'controlnet', 1))
+  else:
+    params = (params_from_state_dict(unet, 'unet', state_dicts[0]),
+              params_from_state_dict(cn, 'controlnet', state_dicts[1]))
   ctx, hint, t = jnp.asarray(data['ctx']), jnp.asarray(data['hint']), jnp.asarray([500.0])
   latent = data['z'].shape[1]
   mask = jnp.zeros((1, latent, latent)).at[:, :, : latent // 2].set(1.0)
@@ -165,25 +169,26 @@ def main():
   parser.add_argument('--reps', type=int, default=3, help='timed rounds after the first calls')
   parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'))
   parser.add_argument('--skip-guided', action='store_true', help='skip the ORAG step')
-  parser.add_argument('--skip-diffusers', action='store_true', help='time only our plain and ORAG steps')
+  parser.add_argument('--skip-diffusers', action='store_true', help='time only our plain and ORAG steps (random weights, no PyTorch models in memory)')
   args = parser.parse_args()
   import torch  # pylint: disable=import-outside-toplevel
   arch, data = SIZES[args.size], inputs(args.latent)
   print(f'CPU {cpu_model()}, {os.cpu_count()} cores; jax {jax.__version__}, torch {torch.__version__} '
         f'({torch.get_num_threads()} threads); {args.size} channels {arch["block_out_channels"]}, latent '
         f'{args.latent}, batch 1, {args.dtype}; load {load()}', flush=True)
-  t_unet, t_cn = diffusers_models(arch)
-  params, step, orag_step = jax_steps(arch, (t_unet.state_dict(), t_cn.state_dict()), data, jnp.dtype(args.dtype))
+  t_unet, t_cn = (None, None) if args.skip_diffusers else diffusers_models(arch)
+  state_dicts = None if args.skip_diffusers else (t_unet.state_dict(), t_cn.state_dict())
+  params, step, orag_step = jax_steps(arch, state_dicts, data, jnp.dtype(args.dtype))
+  del state_dicts
   z = jnp.asarray(data['z'])
-  theirs = torch_step(t_unet, t_cn, data)
   compiled, compile_s, temp_gib = compile_timed(step, params, z)
   ours = lambda: jax.block_until_ready(compiled(params, z))
   first_ours = compile_s + seconds(ours)
   if not args.skip_diffusers:
-    compare(ours, theirs, first_ours, compile_s, temp_gib, args.reps)
+    compare(ours, torch_step(t_unet, t_cn, data), first_ours, compile_s, temp_gib, args.reps)
   if args.skip_guided:
     return
-  del t_unet, t_cn, theirs
+  del t_unet, t_cn
   gc.collect()
   time_guided(ours, first_ours, orag_step, params, z, args.reps)
 
