@@ -91,3 +91,32 @@ def test_abstract_params_from_the_cache_equal_the_traced_ones(tiny_cfg, tmp_path
   assert list((tmp_path / "param_shapes").iterdir())
   assert jax.tree.structure(first) == jax.tree.structure(traced) == jax.tree.structure(second)
   assert jax.tree.leaves(second) == jax.tree.leaves(traced)
+
+
+def test_warm_cli_processes_load_every_program_and_write_the_same_bytes(tmp_path, photo):
+  """Compress in one process, compress and decompress in two more: the later ones load what the first stored
+  and recompile none of it (a stored executable that fails to run is compiled and rewritten), same bytes."""
+  import os
+
+  from PIL import Image
+
+  from conftest import run_cli
+  from jaxsemic import shipped
+  from jaxsemic.codec import api, model_io
+  tmp = tmp_path
+  tiny_model_dir = shipped.model_dir("selic-q2")  # text-guided: the caption vector is cached too
+  Image.fromarray(photo).save(tmp / "in.png")
+  env = {"JAXSEMIC_XLA_CACHE": str(tmp / "xla"), "JAXSEMIC_CACHE": str(tmp / "cache")}
+  args = ["--model", tiny_model_dir, "--caption", "an astronaut", "--force"]
+  assert run_cli("compress", tmp / "in.png", tmp / "a.jsc", *args, env=env).returncode == 0
+  stored = {p.name: p.stat().st_mtime_ns for p in (tmp / "xla" / "executables").iterdir()}
+  assert len(stored) >= 4  # the analysis, hyper-synthesis, slice and symbol programs
+  assert run_cli("compress", tmp / "in.png", tmp / "b.jsc", *args, env=env).returncode == 0
+  r = run_cli("decompress", tmp / "b.jsc", tmp / "b.png", "--model", tiny_model_dir, env=env)
+  assert r.returncode == 0, r.stderr
+  after = {p.name: p.stat().st_mtime_ns for p in (tmp / "xla" / "executables").iterdir()}
+  assert {k: v for k, v in after.items() if k in stored} == stored  # loaded, never recompiled
+  assert (tmp / "a.jsc").read_bytes() == (tmp / "b.jsc").read_bytes()
+  want = api.decompress(model_io.load_model(tiny_model_dir), (tmp / "b.jsc").read_bytes())
+  np.testing.assert_array_equal(np.asarray(Image.open(tmp / "b.png")), want)
+  assert os.listdir(tmp / "cache" / "param_shapes") and os.listdir(tmp / "cache" / "text_vectors")
