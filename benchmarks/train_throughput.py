@@ -17,9 +17,11 @@ jobs on a shared machine, but it counts threads spinning while they wait). `--co
 our mixed precision option (config.compute_dtype) instead of float32; `--conv-wgrad xla` XLA's own convolution
 weight gradient instead of the tap matmuls `auto` picks on CPU.
 
-Measured (AMD EPYC, 2 cores, load 19-20 from other jobs, so the wall times are ~10x idle): float32 ours 43.5 s
-vs CompressAI 62.1 s per step (median), throughput 1.43x, CPU seconds 3.68 vs 5.83. An idle Xeon measured 0.69-0.81x
-with the earlier vs_compressai.py (issue 16): the ratio depends on CPU and load, re-measure at low load.
+Measured on AMD EPYC, 2 cores, load 2.3 (rounds interleaved): float32 ours 1.79 s vs CompressAI 1.54 s per step
+(median), throughput 0.86x (target missed); `--conv-wgrad xla` 1.61 vs 1.44 s (min of rounds, 0.89x);
+bfloat16 2.9-3.1 s per step, slower than float32 here. With other jobs on the cores (load 10-20) CompressAI
+slows down much more than ours (ratios 1.4-1.8x then): those are not idle ratios. The idle Xeon of issue 16
+measured 0.69-0.81x with vs_compressai.py.
 """
 
 from __future__ import annotations
