@@ -22,14 +22,10 @@ import sys
 import tempfile
 import time
 
+from machine import cpu_model
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KODIM23 = os.path.join(REPO, "..", "shared", "data", "kodak", "kodim23.png")
-
-
-def cpu_model() -> str:
-  """`lscpu`'s Model name (from /proc/cpuinfo)."""
-  with open("/proc/cpuinfo") as f:
-    return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
 
 
 def default_image(folder: str) -> str:

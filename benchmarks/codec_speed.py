@@ -24,27 +24,16 @@ import inspect
 import io
 import json
 import os
-import platform
 import statistics
 import time
 
 import numpy as np
 
-
-def cpu_model() -> str:
-  """`lscpu`'s Model name (from /proc/cpuinfo), else platform.processor()."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "unknown"
+from machine import cpu_model, load as _load
 
 
 def load() -> str:
-  return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+  return "load average " + _load()
 
 
 def timed(fn) -> tuple[float, float, object]:

@@ -28,18 +28,13 @@ import time
 
 import numpy as np
 
+from machine import cpu_model
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCH = "cheng2020-attn"
 KODIM23 = os.path.join(REPO, "..", "shared", "data", "kodak", "kodim23.png")
 
 
-def cpu_model() -> str:
-  try:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-  except OSError:
-    return "unknown"
-  return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
-              "unknown")
 
 
 def load_image() -> tuple[np.ndarray, str]:

@@ -37,24 +37,12 @@ import time
 
 import numpy as np
 
+from machine import cpu_model, load
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCH = "bmshj2018-hyperprior"
 LMBDA = 0.0067  # CompressAI's quality-5 lambda
 TAG = "@@"  # prefix of the server's protocol lines (anything else on its stdout is ignored)
-
-
-def cpu_model() -> str:
-  """lscpu's `Model name` (the CPU the ratio was measured on)."""
-  try:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-  except OSError:
-    return "unknown"
-  names = [line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")]
-  return names[0] if names else "unknown"
-
-
-def load() -> str:
-  return "/".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def train_crops(batch: int, size: int) -> np.ndarray:

@@ -1,0 +1,31 @@
+"""What every benchmark prints beside its numbers: the CPU model and the load average."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+
+
+def cpu_model() -> str:
+  """lscpu's `Model name` (the CPU a ratio was measured on), else /proc/cpuinfo's, else platform.processor()."""
+  try:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+  except OSError:
+    out = ""
+  for line in out.splitlines():
+    if line.startswith("Model name"):
+      return line.split(":", 1)[1].strip()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or "unknown"
+
+
+def load() -> str:
+  """The 1/5/15-minute load averages."""
+  return "/".join(f"{v:.1f}" for v in os.getloadavg())
