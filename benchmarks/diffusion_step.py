@@ -18,7 +18,6 @@ import argparse
 import gc
 import os
 import statistics
-import subprocess
 import time
 
 import jax
@@ -30,6 +29,7 @@ from jaxsemic.diffusion.controlnet import ControlNetModel
 from jaxsemic.diffusion.guidance import guided_latent
 from jaxsemic.diffusion.pretrained import params_from_state_dict, random_params
 from jaxsemic.diffusion.unet import UNet2DConditionModel
+from machine import cpu_model, load
 
 SD15 = dict(in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
             attention_head_dim=8, cross_attention_dim=768, norm_num_groups=32,
@@ -38,21 +38,6 @@ SD15 = dict(in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1
 SIZES = {'sd15': SD15, 'half': {**SD15, 'block_out_channels': (160, 320, 640, 640)}}
 ORAG_LAYERS = tuple(f'up_blocks.1.attentions.{i}.transformer_blocks.0.attn2' for i in range(3))
 ORAG_TOKENS, ORAG_ETA = (1, 2), 40.0
-
-
-def cpu_model() -> str:
-  """lscpu's `Model name`."""
-  try:
-    out = subprocess.run(['lscpu'], capture_output=True, text=True, check=False).stdout
-  except OSError:
-    return 'unknown'
-  return next((line.split(':', 1)[1].strip() for line in out.splitlines() if line.startswith('Model name')),
-              'unknown')
-
-
-def load() -> str:
-  """The 1/5/15-minute load averages."""
-  return '/'.join(f'{v:.1f}' for v in os.getloadavg())
 
 
 def memory_gib(field: str) -> float:
