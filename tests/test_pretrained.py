@@ -201,7 +201,7 @@ def test_decompress_output_must_be_png_and_workdir_as_model(tmp_path, capsys):
     model_io.load_model(str(run))
 
 
-def test_folder_mode_compress_and_decompress(notext_shipped, photo, tmp_path, capsys):
+def test_folder_mode_compress_and_decompress(notext_shipped, photo, tmp_path, capsys, monkeypatch):
   """compress DIR OUT_DIR / decompress DIR OUT_DIR: every image, one summary, no overwrite, same bytes as one by one."""
   from PIL import Image
   from jaxsemic import cli
@@ -224,3 +224,6 @@ def test_folder_mode_compress_and_decompress(notext_shipped, photo, tmp_path, ca
   (tmp_path / "empty").mkdir()
   assert cli.main(["decompress", str(tmp_path / "empty"), str(tmp_path / "o")]) == 1
   assert "no .jsc files" in capsys.readouterr().err
+  monkeypatch.chdir(tmp_path)  # a gs:// output must not become a local folder named gs:
+  assert cli.main(["compress", str(src), "gs://bucket/out"]) == 1
+  assert "local folders only" in capsys.readouterr().err and not (tmp_path / "gs:").exists()

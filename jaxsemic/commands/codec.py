@@ -103,6 +103,8 @@ def _decompress_file(args, model, src: str, dst: str) -> tuple[dict, object, Non
 def _folder_jobs(args) -> list[tuple[str, str]]:
   """(input, output) pairs of folder mode: every image (or .jsc) of the input folder, by name, into the output folder."""
   from jaxsemic import io
+  if io.is_remote(args.input) or io.is_remote(args.output):
+    raise UserError("folder mode reads and writes local folders only: give a local folder (single files may be gs://)")
   if os.path.exists(args.output) and not os.path.isdir(args.output):
     raise UserError(f"{args.output} is a file: folder mode writes into a folder")
   if args.command == "compress":
