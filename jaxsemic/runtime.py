@@ -32,7 +32,7 @@ def cache_root() -> str:
 def enable_compilation_cache() -> None:
   """Caches compiled XLA programs on disk: the second `jaxsemic compress` skips all compilation."""
   import jax
-  path = os.environ.get("JAXSEMIC_XLA_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "jaxsemic", "xla"))
+  path = os.environ.get("JAXSEMIC_XLA_CACHE", os.path.join(cache_root(), "xla"))
   if path.lower() in OFF:
     return
   try:
