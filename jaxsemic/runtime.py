@@ -11,12 +11,13 @@ reuses an entry. Measured in the README ("Using the codec").
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import tempfile
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -172,12 +173,8 @@ def _compile_and_store(fun: Callable, statics: tuple[int, ...], args: tuple, pat
 
   program.__name__ = program.__qualname__ = f"{fun.__name__}_{os.path.basename(path)[:16]}"
   lowered = jax.jit(program, static_argnums=statics).lower(*args)
-  was = jax.config.jax_enable_compilation_cache
-  jax.config.update("jax_enable_compilation_cache", False)
-  try:
+  with _xla_cache_off():
     compiled = lowered.compile(compiler_options=_COMPILER_OPTIONS.get(device.platform))
-  finally:
-    jax.config.update("jax_enable_compilation_cache", was)
   try:
     blob = pickle.dumps(serialize_executable.serialize(compiled))
     folder = os.path.dirname(path)
@@ -190,6 +187,26 @@ def _compile_and_store(fun: Callable, statics: tuple[int, ...], args: tuple, pat
   except (OSError, ValueError, NotImplementedError, pickle.PicklingError):
     pass
   return compiled
+
+
+@contextlib.contextmanager
+def _xla_cache_off() -> Iterator[None]:
+  """XLA's persistent cache really off inside (jax decides whether it is used once per process, so reset that)."""
+  import jax
+  try:
+    from jax._src import compilation_cache  # reset_cache is the documented way back to an unchecked cache
+  except ImportError:
+    compilation_cache = None
+  was = jax.config.jax_enable_compilation_cache
+  jax.config.update("jax_enable_compilation_cache", False)
+  if compilation_cache is not None:
+    compilation_cache.reset_cache()
+  try:
+    yield
+  finally:
+    jax.config.update("jax_enable_compilation_cache", was)
+    if compilation_cache is not None:
+      compilation_cache.reset_cache()
 
 
 def _prune(folder: str, keep: int) -> None:

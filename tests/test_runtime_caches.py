@@ -120,3 +120,26 @@ def test_warm_cli_processes_load_every_program_and_write_the_same_bytes(tmp_path
   want = api.decompress(model_io.load_model(tiny_model_dir), (tmp / "b.jsc").read_bytes())
   np.testing.assert_array_equal(np.asarray(Image.open(tmp / "b.png")), want)
   assert os.listdir(tmp / "cache" / "param_shapes") and os.listdir(tmp / "cache" / "text_vectors")
+
+
+def test_stored_program_is_compiled_past_a_warm_xla_cache(tmp_path, monkeypatch):
+  """With XLA's cache on and already holding the program, what persistent_jit stores must still load and run
+  (an executable read back from XLA's cache serialises without its kernels)."""
+  from jax._src import compilation_cache
+  was_dir = jax.config.jax_compilation_cache_dir
+  monkeypatch.setenv("JAXSEMIC_XLA_CACHE", str(tmp_path / "xla"))
+  monkeypatch.setattr(runtime, "_EXECUTABLES", [])
+  runtime.enable_compilation_cache()
+  compilation_cache.reset_cache()  # jax decides once per process whether its cache is used
+  try:
+    x, p = np.arange(6, dtype=np.float32), {"w": np.ones(6, np.float32)}
+    want = jax.jit(_scaled_sum, static_argnums=0)(5, x, p)
+    for folder in ("first", "second"):  # the second store starts with XLA's cache warm for this program
+      monkeypatch.setattr(runtime, "_EXECUTABLES", [str(tmp_path / folder)])
+      runtime.persistent_jit(_scaled_sum, static_argnums=0)(5, x, p)
+    monkeypatch.setattr(runtime, "_compile_and_store", lambda *a: pytest.fail("stored program did not run"))
+    got = runtime.persistent_jit(_scaled_sum, static_argnums=0)(5, x, p)
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), got, want)
+  finally:
+    jax.config.update("jax_compilation_cache_dir", was_dir)
+    compilation_cache.reset_cache()
