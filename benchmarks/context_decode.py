@@ -18,16 +18,14 @@ shared machine the absolute numbers move, the ratios less.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
+import reference_side
 from machine import cpu_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,13 +54,9 @@ def _seconds(fn) -> float:
 # --- CompressAI (runs in the CompressAI venv) ------------------------------------------------------------------
 
 def reference(args) -> None:
-  """Writes the weights, compresses, then answers 'decompress' / 'g_s' lines on stdin with JSON timings."""
+  """Writes the weights, compresses, then answers 'decompress' / 'g_s' requests with JSON timings."""
   import torch
-  sys.path.insert(0, os.path.join(REPO, "tools"))
-  from compressai_fixtures import build
-  torch.set_num_threads(os.cpu_count() or 1)
-  net = build(ARCH, 0, N=args.N).eval()
-  np.savez(args.weights, **{k: v.numpy() for k, v in net.state_dict().items()})
+  net = reference_side.build(ARCH, args.weights, N=args.N).eval()
   net.update(force=True)
   with np.load(args.inputs) as z:
     image = z["image"]
@@ -80,36 +74,10 @@ def reference(args) -> None:
     y_hat = torch.randn(1, args.N, xp.shape[2] // 16, xp.shape[3] // 16)
     x_hat = (out["x_hat"][0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
     np.save(args.inputs + ".theirs.npy", x_hat)
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "first": first,
-                      "bytes": sum(len(s[0]) for s in enc["strings"])}), flush=True)
-    for line in sys.stdin:
-      fn = decompress if line.strip() == "decompress" else lambda: net.g_s(y_hat).clamp_(0, 1)
-      print(json.dumps({"seconds": _seconds(fn)}), flush=True)
-
-
-class Reference:
-  """The CompressAI subprocess: started once, asked for one timing at a time."""
-
-  def __init__(self, args, weights: str, inputs: str):
-    cmd = [args.compressai_python, os.path.abspath(__file__), "--reference", "--weights", weights,
-           "--inputs", inputs, "--N", str(args.N)]
-    self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    self.info = self._read()
-
-  def _read(self) -> dict:
-    line = self.proc.stdout.readline()
-    if not line:
-      raise SystemExit(f"the CompressAI subprocess failed (exit {self.proc.wait()})")
-    return json.loads(line)
-
-  def time(self, what: str) -> float:
-    self.proc.stdin.write(what + "\n")
-    self.proc.stdin.flush()
-    return self._read()["seconds"]
-
-  def close(self) -> None:
-    self.proc.stdin.close()
-    self.proc.wait()
+    reference_side.serve({**reference_side.torch_info(), "first": first,
+                          "bytes": sum(len(s[0]) for s in enc["strings"])},
+                         {"decompress": lambda _: {"seconds": _seconds(decompress)},
+                          "g_s": lambda _: {"seconds": _seconds(lambda: net.g_s(y_hat).clamp_(0, 1))}})
 
 
 # --- ours (runs in the jaxsemic venv) ----------------------------------------------------------------------------
@@ -150,9 +118,7 @@ def main() -> int:
   parser.add_argument("--compressai-python", default="/work/venv-compressai/bin/python")
   parser.add_argument("--N", type=int, default=192)
   parser.add_argument("--repeats", type=int, default=3, help="timed rounds after the first calls")
-  parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
-  parser.add_argument("--weights", help=argparse.SUPPRESS)
-  parser.add_argument("--inputs", help=argparse.SUPPRESS)
+  reference_side.add_options(parser)
   args = parser.parse_args()
   if args.reference:
     reference(args)
@@ -161,12 +127,9 @@ def main() -> int:
   from jaxsemic.codec import api
   from jaxsemic.family import synthesis
   image, image_name = load_image()
-  with tempfile.TemporaryDirectory() as tmp:
-    weights, inputs = os.path.join(tmp, "weights.npz"), os.path.join(tmp, "inputs.npz")
-    np.savez(inputs, image=image)
-    ref = Reference(args, weights, inputs)
-    theirs_img = np.load(inputs + ".theirs.npy")
-    model, data, data_v1, first = ours(weights, image)
+  with reference_side.Reference(args.compressai_python, __file__, {"image": image}, ["--N", str(args.N)]) as ref:
+    theirs_img = np.load(ref.inputs + ".theirs.npy")
+    model, data, data_v1, first = ours(ref.weights, image)
     img_w, img_r = api.decompress(model, data), api.decompress(model, data_v1)
     shape = (1, -(-image.shape[0] // 64) * 4, -(-image.shape[1] // 64) * 4, args.N)  # the padded latents
     y = jnp.asarray(np.random.default_rng(0).normal(size=shape).astype(np.float32))
@@ -174,13 +137,12 @@ def main() -> int:
     times = {k: [] for k in ("compressai", "wavefront", "raster", "compressai g_s", "ours g_s")}
     loads = []
     for _ in range(args.repeats):
-      times["compressai"].append(ref.time("decompress"))
+      times["compressai"].append(ref.ask("decompress")["seconds"])
       times["wavefront"].append(_seconds(lambda: api.decompress(model, data)))
       times["raster"].append(_seconds(lambda: api.decompress(model, data_v1)))
-      times["compressai g_s"].append(ref.time("g_s"))
+      times["compressai g_s"].append(ref.ask("g_s")["seconds"])
       times["ours g_s"].append(_seconds(lambda: synthesis(model.module, model.params, y).block_until_ready()))
       loads.append(os.getloadavg()[0])
-    ref.close()
   identical = same_program_raster_is_identical(model, image, data)
   theirs = ref.info
   print(f"{ARCH} N=M={args.N}, {image_name} {image.shape[1]}x{image.shape[0]}; CPU {cpu_model()}, "

@@ -3,9 +3,10 @@
   . .venv/bin/activate
   python benchmarks/train_throughput.py [--compressai-python /work/venv-compressai/bin/python] [--rounds 6]
 
-CompressAI runs in its own venv (it pins numpy<2) as a long-lived subprocess of this same file (`--serve`): it
-builds the model with the parity fixtures' seeded init (tools/compressai_fixtures.py), writes the weights, which
-our side converts, and then runs training steps when asked. Both sides train on the same 8 crops of 256x256
+CompressAI runs in its own venv (it pins numpy<2) as a long-lived subprocess of this same file (`--reference`,
+benchmarks/reference_side.py): it builds the model with the parity fixtures' seeded init
+(tools/compressai_fixtures.py), writes the weights, which our side converts, and then runs training steps when
+asked. Both sides train on the same 8 crops of 256x256
 (Adam 1e-4 after global-norm clipping to 1, loss bpp + lambda 255^2 MSE). Each side's first step (tracing,
 compilation) is timed apart; then the sides take turns (ours, theirs, ours, theirs, ...) for --rounds rounds of
 --steps steps each, so both see the same machine load. Ours runs the trainer's step
@@ -27,22 +28,18 @@ measured 0.69-0.81x with vs_compressai.py.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
+import reference_side
 from machine import cpu_model, load
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCH = "bmshj2018-hyperprior"
 LMBDA = 0.0067  # CompressAI's quality-5 lambda
-TAG = "@@"  # prefix of the server's protocol lines (anything else on its stdout is ignored)
 
 
 def train_crops(batch: int, size: int) -> np.ndarray:
@@ -57,28 +54,24 @@ def train_crops(batch: int, size: int) -> np.ndarray:
 
 # --- CompressAI (runs in the CompressAI venv) ------------------------------------------------------------------
 
-def serve(args) -> None:
-  """Builds CompressAI's model, writes its weights, then runs `n` steps per stdin line `n` (0 ends)."""
-  import torch  # pylint: disable=import-outside-toplevel
-  sys.path.insert(0, os.path.join(REPO, "tools"))
-  from compressai_fixtures import build  # pylint: disable=import-outside-toplevel
-  torch.set_num_threads(os.cpu_count() or 1)
-  net = build(ARCH, 0, N=args.N, M=args.M)
-  np.savez(args.weights, **{k: v.numpy() for k, v in net.state_dict().items()})
+def reference(args) -> None:
+  """Builds CompressAI's model, writes its weights, then runs `n` steps per request `steps n`."""
+  net = reference_side.build(ARCH, args.weights, N=args.N, M=args.M)
   with np.load(args.inputs) as z:
     step = torch_train_step(net, z["batch"])
   t0 = time.perf_counter()
   first_loss = step()
-  reply({"first": time.perf_counter() - t0, "loss": first_loss, "torch": torch.__version__,
-         "threads": torch.get_num_threads()})
-  for line in sys.stdin:
-    n = int(line)
-    if n <= 0:
-      return
+  first = time.perf_counter() - t0
+
+  def steps(argument: str) -> dict:
+    n = int(argument)
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(n):
       last = step()
-    reply({"seconds": (time.perf_counter() - t0) / n, "cpu": (time.process_time() - c0) / n, "loss": last})
+    return {"seconds": (time.perf_counter() - t0) / n, "cpu": (time.process_time() - c0) / n, "loss": last}
+
+  reference_side.serve({"first": first, "loss": first_loss, **reference_side.torch_info()},
+                       {"steps": steps})
 
 
 def torch_train_step(net, crops: np.ndarray):
@@ -105,17 +98,6 @@ def torch_train_step(net, crops: np.ndarray):
     return float(loss)
 
   return step
-
-
-def reply(obj: dict) -> None:
-  print(TAG + json.dumps(obj), flush=True)
-
-
-def read_reply(proc: subprocess.Popen) -> dict:
-  for line in proc.stdout:
-    if line.startswith(TAG):
-      return json.loads(line[len(TAG):])
-  raise RuntimeError(f"the CompressAI process ended (exit {proc.wait()}): {proc.stderr.read()[-2000:]}")
 
 
 # --- ours (runs in the jaxsemic venv) ----------------------------------------------------------------------------
@@ -166,44 +148,29 @@ def main() -> int:
   parser.add_argument("--compute-dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument("--conv-wgrad", default=os.environ.get("JAXSEMIC_CONV_WGRAD", "auto"),
                       choices=("auto", "taps", "xla"), help="our conv weight gradient (jaxsemic/layers/conv.py)")
-  parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-  parser.add_argument("--weights", help=argparse.SUPPRESS)
-  parser.add_argument("--inputs", help=argparse.SUPPRESS)
+  reference_side.add_options(parser)
   args = parser.parse_args()
-  if args.serve:
-    serve(args)
+  if args.reference:
+    reference(args)
     return 0
   print(f"{ARCH} N={args.N} M={args.M}, batch {args.batch} at {args.size}^2; CPU {cpu_model()}, "
         f"{os.cpu_count()} cores; load average {load()} at start", flush=True)
-  with tempfile.TemporaryDirectory() as tmp:
-    args.weights = os.path.join(tmp, "weights.npz")
-    args.inputs = os.path.join(tmp, "inputs.npz")
-    crops = train_crops(args.batch, args.size)
-    np.savez(args.inputs, batch=crops)
-    cmd = [args.compressai_python, os.path.abspath(__file__), "--serve", "--weights", args.weights,
-           "--inputs", args.inputs, "--N", str(args.N), "--M", str(args.M)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-      theirs_first = read_reply(proc)  # also means the weights are written
-      os.environ["JAXSEMIC_CONV_WGRAD"] = args.conv_wgrad  # read when the step is traced
-      ours_first, ours_loss0, ours_run = our_stepper(args.weights, crops, args.compute_dtype)
-      times = {"ours": [], "theirs": [], "ours_cpu": [], "theirs_cpu": []}
-      for r in range(args.rounds):
-        t, cpu, _ = ours_run(args.steps)
-        times["ours"].append(t)
-        times["ours_cpu"].append(cpu)
-        proc.stdin.write(f"{args.steps}\n")
-        proc.stdin.flush()
-        theirs = read_reply(proc)
-        times["theirs"].append(theirs["seconds"])
-        times["theirs_cpu"].append(theirs["cpu"])
-        print(f"round {r + 1}: ours {t:.3f} s/step ({cpu:.2f} CPU s), CompressAI {theirs['seconds']:.3f} s/step "
-              f"({theirs['cpu']:.2f} CPU s), load {load()}", flush=True)
-      proc.stdin.write("0\n")
-      proc.stdin.flush()
-    finally:
-      proc.wait(timeout=60)
+  crops = train_crops(args.batch, args.size)
+  with reference_side.Reference(args.compressai_python, __file__, {"batch": crops},
+                                ["--N", str(args.N), "--M", str(args.M)]) as ref:
+    theirs_first = ref.info  # also means the weights are written
+    os.environ["JAXSEMIC_CONV_WGRAD"] = args.conv_wgrad  # read when the step is traced
+    ours_first, ours_loss0, ours_run = our_stepper(ref.weights, crops, args.compute_dtype)
+    times = {"ours": [], "theirs": [], "ours_cpu": [], "theirs_cpu": []}
+    for r in range(args.rounds):
+      t, cpu, _ = ours_run(args.steps)
+      times["ours"].append(t)
+      times["ours_cpu"].append(cpu)
+      theirs = ref.ask("steps", str(args.steps))
+      times["theirs"].append(theirs["seconds"])
+      times["theirs_cpu"].append(theirs["cpu"])
+      print(f"round {r + 1}: ours {t:.3f} s/step ({cpu:.2f} CPU s), CompressAI {theirs['seconds']:.3f} s/step "
+            f"({theirs['cpu']:.2f} CPU s), load {load()}", flush=True)
   print(f"jax side: compute dtype {args.compute_dtype}, conv weight gradient {args.conv_wgrad}; torch {theirs_first['torch']}, "
         f"{theirs_first['threads']} threads")
   print(f"{'':28}{'ours':>10}{'CompressAI':>12}{'ours/theirs':>13}")

@@ -4,9 +4,10 @@
   python benchmarks/vs_compressai.py --compressai-python /work/venv-compressai/bin/python
 
 CompressAI runs in its own venv (it pins numpy<2; docs/zoo.md) through a subprocess of this same file
-(`--reference`), which also writes the shared weights. Measured, after one warm-up (compilation excluded and
-reported apart): compress + decompress seconds of a 768x512 image (median of --repeats), and training-step
-throughput (batch 8, 256x256 crops, Adam + clipping, loss bpp + lambda 255^2 MSE). Prints ours / theirs.
+(`--reference`, benchmarks/reference_side.py), which also writes the shared weights. Measured, after one
+warm-up (compilation excluded and reported apart): compress + decompress seconds of a 768x512 image (median of
+--repeats), and training-step throughput (batch 8, 256x256 crops, Adam + clipping, loss bpp + lambda 255^2
+MSE). Prints ours / theirs.
 Targets (issue 6): compress + decompress <= 0.7x CompressAI's time, training throughput >= 1.3x.
 The two runs take turns on the same cores; on a shared machine the absolute numbers move, the ratios less.
 """
@@ -14,17 +15,15 @@ The two runs take turns on the same cores; on a shared machine the absolute numb
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import reference_side
+
 ARCH = "bmshj2018-hyperprior"
 LMBDA = 0.0067  # CompressAI's quality-5 lambda
 
@@ -63,16 +62,12 @@ def _timed(fn, repeats: int) -> tuple[float, float]:
 
 def reference(args) -> dict:
   import torch
-  sys.path.insert(0, os.path.join(REPO, "tools"))
-  from compressai_fixtures import build  # the fixtures' seeded, perturbed init
-  torch.set_num_threads(os.cpu_count() or 1)
-  net = build(ARCH, 0, N=args.N, M=args.M)
-  np.savez(args.weights, **{k: v.numpy() for k, v in net.state_dict().items()})
+  net = reference_side.build(ARCH, args.weights, N=args.N, M=args.M)
   net.update(force=True)
   with np.load(args.inputs) as z:
     image, crops = z["image"], z["batch"]
   x = torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
-  res = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+  res = reference_side.torch_info()
 
   def codec():
     with torch.no_grad():
@@ -88,7 +83,7 @@ def reference(args) -> dict:
 
 # --- ours (runs in the jaxsemic venv) ----------------------------------------------------------------------------
 
-def ours(args) -> dict:
+def ours(args, weights: str, inputs: str) -> dict:
   import jax
   import optax
   from jaxsemic.codec import api
@@ -97,12 +92,12 @@ def ours(args) -> dict:
   from jaxsemic.training.state import create_state
   from jaxsemic.training.step import train_step
   from jaxsemic.zoo import compressai_import as cimport
-  with np.load(args.weights) as z:
+  with np.load(weights) as z:
     state = {k: z[k] for k in z.files}
   cfg = cimport.infer_config(ARCH, state)
   params = cimport.convert(state, cfg, abstract_params(cfg))
   model = CodecModel.from_params(params, cfg)
-  with np.load(args.inputs) as z:
+  with np.load(inputs) as z:
     image, crops = z["image"], z["batch"]
   res = {"jax": jax.__version__, "devices": jax.device_count()}
 
@@ -134,26 +129,17 @@ def main() -> int:
   parser.add_argument("--M", type=int, default=192)
   parser.add_argument("--repeats", type=int, default=3, help="timed codec runs after the warm-up")
   parser.add_argument("--steps", type=int, default=3, help="timed training steps after the warm-up")
-  parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
-  parser.add_argument("--weights", help=argparse.SUPPRESS)
-  parser.add_argument("--inputs", help=argparse.SUPPRESS)
+  reference_side.add_options(parser)
   args = parser.parse_args()
   if args.reference:
-    print(json.dumps(reference(args)))
+    reference_side.serve(reference(args), {})
     return 0
-  with tempfile.TemporaryDirectory() as tmp:
-    args.weights = os.path.join(tmp, "weights.npz")
-    args.inputs = os.path.join(tmp, "inputs.npz")
-    np.savez(args.inputs, image=test_image(), batch=train_batch())
-    cmd = [args.compressai_python, os.path.abspath(__file__), "--reference", "--weights", args.weights,
-           "--inputs", args.inputs,
-           "--N", str(args.N), "--M", str(args.M), "--repeats", str(args.repeats), "--steps", str(args.steps)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode:
-      print(proc.stderr, file=sys.stderr)
-      return 1
-    theirs = json.loads(proc.stdout.strip().splitlines()[-1])
-    mine = ours(args)
+  extra = ["--N", str(args.N), "--M", str(args.M), "--repeats", str(args.repeats), "--steps", str(args.steps)]
+  with reference_side.Reference(args.compressai_python, __file__, {"image": test_image(), "batch": train_batch()},
+                                extra) as ref:
+    theirs = ref.info
+    ref.close()  # it has measured everything: our side runs alone, as before
+    mine = ours(args, ref.weights, ref.inputs)
   load = os.getloadavg()[0]
   print(f"{ARCH} N={args.N} M={args.M}; CPU cores {os.cpu_count()}, load average {load:.1f} (shared machine)")
   print(f"{'':34}{'ours':>10}{'CompressAI':>12}{'ours/theirs':>13}")
