@@ -70,9 +70,23 @@ def test_resize_mask_keeps_aspect():
 def test_blocked_attention_equals_plain_with_gradient():
   from jaxsemic.diffusion.attention import attend, attend_blocked, attend_fast  # pylint: disable=import-outside-toplevel
   q, k, v = jax.random.normal(jax.random.key(5), (3, 2, 256, 2, 8))
-  value_and_grad = lambda f: jax.jit(jax.value_and_grad(lambda q: (f(q) ** 2).sum()))
-  e_plain, g_plain = value_and_grad(lambda q: attend(q, k, v)[0])(q)
-  for fn in (lambda q: attend_blocked(q, k, v, 64), lambda q: attend_fast(q, k, v)):
-    e, g = value_and_grad(fn)(q)
+  k, v = k[:, :96], v[:, :96]  # fewer keys than queries: dK, dV accumulate over the query chunks
+  weights = jnp.arange(1.0, 9.0)  # a non-symmetric loss, so that rowsum(dO * O) matters
+  value_and_grad = lambda f: jax.jit(jax.value_and_grad(lambda *qkv: (f(*qkv) ** 2 * weights).sum(), argnums=(0, 1, 2)))
+  e_plain, g_plain = value_and_grad(lambda q, k, v: attend(q, k, v)[0])(q, k, v)
+  for fn in (lambda q, k, v: attend_blocked(q, k, v, 64), attend_fast):
+    e, grads = value_and_grad(fn)(q, k, v)
     np.testing.assert_allclose(e, e_plain, rtol=1e-5)
-    np.testing.assert_allclose(g, g_plain, atol=1e-4)
+    for g, g_ref in zip(grads, g_plain):
+      np.testing.assert_allclose(g, g_ref, atol=1e-4 * np.abs(g_ref).max())
+
+
+@pytest.mark.parametrize('size,height,channels', [(1, 5, 4), (3, 4, 24), (3, 5, 4)])
+def test_same_conv_gradients_equal_lax(size, height, channels):
+  """1x1 and 3x3 with h*w <= C_out use the matmul input gradient, the last case XLA's; all equal lax's."""
+  from jaxsemic.diffusion.resnet import lax_conv, same_conv  # pylint: disable=import-outside-toplevel
+  x, kernel, dy = (jax.random.normal(jax.random.key(i), shape) for i, shape in enumerate(
+      [(2, height, 5, 6), (size, size, 6, channels), (2, height, 5, channels)]))
+  ours, ref = (jax.jit(lambda x, k, f=f: jax.vjp(f, x, k)[1](dy))(x, kernel) for f in (same_conv, lax_conv))
+  for g, g_ref in zip(ours, ref):
+    np.testing.assert_allclose(g, g_ref, atol=1e-5 * np.abs(g_ref).max())

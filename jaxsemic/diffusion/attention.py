@@ -6,9 +6,13 @@ ordinary differentiable outputs of the forward pass (SEDIC Sec. III-B, eq. 2 nee
 Use `jaxsemic.diffusion.unet.cross_attention_maps` to select layers by their diffusers name.
 """
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jaxsemic.diffusion.resnet import conv1x1
 
 Dtype = jnp.dtype
 ATTENTION_COLLECTION = 'attention'
@@ -33,25 +37,93 @@ def attend(q: jax.Array, k: jax.Array, v: jax.Array) -> tuple[jax.Array, jax.Arr
 
 
 def attend_blocked(q: jax.Array, k: jax.Array, v: jax.Array, chunk: int = QUERY_CHUNK) -> jax.Array:
-  """`attend(q, k, v)[0]` one (batch, head) at a time, queries in chunks of `chunk`, each chunk recomputed in
-  the backward pass.
+  """`attend(q, k, v)[0]` one (batch, head) at a time, queries in chunks of `chunk`, with a blocked backward.
 
   On XLA:CPU this is the fast form: a chunk's logits [chunk, L] (8 MiB at L = 4096) stay in cache from the
   QK^T matmul through the fused softmax to the PV matmul, where whole-head or all-head logits
-  (64-512 MiB at 64x64 latents) go through memory several times; it also bounds the memory of the gradient.
+  (64-512 MiB at 64x64 latents) go through memory several times; the backward (`blocked_heads`) keeps
+  only the output and each row's log-sum-exp, so its memory is bounded by a chunk's logits too.
   """
   b, n, h, d = q.shape
   c = chunk if n > chunk and n % chunk == 0 else n
-  scale = d ** -0.5
-
-  def one_head(qkv: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
-    qh, kh, vh = qkv
-    rows = lambda qc: softmax32((qc @ kh.T) * scale).astype(vh.dtype) @ vh
-    return jax.lax.map(jax.checkpoint(rows), qh.reshape(n // c, c, d)).reshape(n, d)
-
   flat = lambda t: heads_first(t).reshape(b * h, t.shape[1], d)
-  out = jax.lax.map(one_head, (flat(q), flat(k), flat(v)))
+  out = blocked_heads(flat(q), flat(k), flat(v), c)
   return heads_first(out.reshape(b, h, n, d))
+
+
+def _chunk_logits(qc: jax.Array, kh: jax.Array) -> jax.Array:
+  """Scaled logits [c, L] of one query chunk in at least float32."""
+  logits = (qc @ kh.T) * (qc.shape[-1] ** -0.5)
+  return logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+
+
+def _blocked_forward(q: jax.Array, k: jax.Array, v: jax.Array, chunk: int, with_lse: bool):
+  """Per head [BH, N, d], per query chunk: outputs [BH, N, d] (and per-row log-sum-exp [BH, N] if asked)."""
+  bh, n, d = q.shape
+
+  def one_head(qkv):
+    qh, kh, vh = qkv
+
+    def rows(qc):
+      logits = _chunk_logits(qc, kh)
+      top = jax.lax.stop_gradient(logits.max(axis=-1, keepdims=True))
+      e = jnp.exp(logits - top)
+      total = e.sum(axis=-1, keepdims=True)
+      out = (e / total).astype(vh.dtype) @ vh
+      return (out, (top + jnp.log(total))[:, 0]) if with_lse else out
+
+    return jax.lax.map(rows, qh.reshape(n // chunk, chunk, d))
+
+  result = jax.lax.map(one_head, (q, k, v))
+  if with_lse:
+    return result[0].reshape(bh, n, d), result[1].reshape(bh, n)
+  return result.reshape(bh, n, d)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def blocked_heads(q: jax.Array, k: jax.Array, v: jax.Array, chunk: int) -> jax.Array:
+  """softmax(q k^T / sqrt(d)) v per head on [BH, N, d] x [BH, L, d], `chunk` queries at a time.
+
+  The backward is written out as in FlashAttention (Dao et al. 2022, Alg. 2 with query blocks): per chunk
+  P = exp(S - lse) from the saved log-sum-exp, dV += P^T dO, dS = P * (dO V^T - rowsum(dO * O)),
+  dQ = dS K / sqrt(d), dK += dS^T Q / sqrt(d); no softmax max/sum recomputed, no [N, L] tensor kept.
+  """
+  return _blocked_forward(q, k, v, chunk, False)
+
+
+def _blocked_heads_fwd(q, k, v, chunk):
+  out, lse = _blocked_forward(q, k, v, chunk, True)
+  return out, (q, k, v, out, lse)
+
+
+def _blocked_heads_bwd(chunk, residuals, dout):
+  q, k, v, out, lse = residuals
+  bh, n, d = q.shape
+  scale = d ** -0.5
+  split = lambda t: t.reshape((n // chunk, chunk) + t.shape[1:])
+
+  def one_head(args):
+    qh, kh, vh, oh, lh, doh = args
+    delta = (doh.astype(jnp.float32) * oh.astype(jnp.float32)).sum(-1)  # rowsum(dO * O) [n]
+
+    def rows(carry, xs):
+      dk, dv = carry
+      qc, lc, dc, doc = xs
+      p = jnp.exp(_chunk_logits(qc, kh) - lc[:, None])  # [c, L] float32
+      dv = dv + (p.astype(vh.dtype).T @ doc).astype(dv.dtype)
+      ds = p * ((doc @ vh.T).astype(p.dtype) - dc[:, None])
+      ds = (ds * scale).astype(qh.dtype)
+      dk = dk + (ds.T @ qc).astype(dk.dtype)
+      return (dk, dv), ds @ kh
+
+    zeros = (jnp.zeros(kh.shape, jnp.float32), jnp.zeros(vh.shape, jnp.float32))
+    (dk, dv), dq = jax.lax.scan(rows, zeros, (split(qh), split(lh), split(delta), split(doh)))
+    return dq.reshape(n, d), dk.astype(kh.dtype), dv.astype(vh.dtype)
+
+  return jax.lax.map(one_head, (q, k, v, out, lse, dout))
+
+
+blocked_heads.defvjp(_blocked_heads_fwd, _blocked_heads_bwd)
 
 
 def attend_fast(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
@@ -145,7 +217,7 @@ class Transformer2DModel(nn.Module):
     b, h, w, c = x.shape
     inner = self.heads * self.dim_head
     proj = lambda n, name: (nn.Dense(n, dtype=self.dtype, name=name) if self.use_linear_projection
-                            else nn.Conv(n, (1, 1), dtype=self.dtype, name=name))
+                            else conv1x1(n, self.dtype, name))
     hidden = nn.GroupNorm(self.groups, epsilon=1e-6, dtype=self.dtype, name='norm')(x)
     hidden = proj(inner, 'proj_in')(hidden).reshape(b, h * w, inner)  # 1x1 conv == per-pixel linear
     for i in range(self.num_layers):

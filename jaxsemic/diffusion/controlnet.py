@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsemic.diffusion.config import UNetConfig
-from jaxsemic.diffusion.resnet import conv3x3
+from jaxsemic.diffusion.resnet import conv, conv1x1, conv3x3
 from jaxsemic.diffusion.unet import check_inputs, down_path, embed_time
 
 Dtype = jnp.dtype
@@ -33,13 +33,12 @@ class ControlNetConditioningEmbedding(nn.Module):
     for i in range(len(self.block_out_channels) - 1):
       x = nn.silu(conv3x3(self.block_out_channels[i], self.dtype, f'blocks_{2 * i}')(x))
       x = nn.silu(conv3x3(self.block_out_channels[i + 1], self.dtype, f'blocks_{2 * i + 1}', stride=2)(x))
-    return nn.Conv(self.out_channels, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
-                   kernel_init=nn.initializers.zeros, name='conv_out')(x)
+    return conv(self.out_channels, 3, self.dtype, 'conv_out', kernel_init=nn.initializers.zeros)(x)
 
 
 def zero_conv(features: int, dtype: Dtype, name: str) -> nn.Conv:
   """1x1 convolution initialised to zero (ControlNet's 'zero convolution')."""
-  return nn.Conv(features, (1, 1), dtype=dtype, kernel_init=nn.initializers.zeros, name=name)
+  return conv1x1(features, dtype, name, kernel_init=nn.initializers.zeros)
 
 
 class ControlNetModel(nn.Module):

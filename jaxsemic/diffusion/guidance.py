@@ -66,18 +66,26 @@ def resize_mask(mask: jax.Array, hw: int, aspect: float) -> jax.Array:
 
 def guided_latent(unet: UNet2DConditionModel, params, latent: jax.Array, timestep: jax.Array,
                   context: jax.Array, mask: jax.Array, tokens: Sequence[int], layers: Sequence[str],
-                  eta: float | jax.Array, control_fn: Callable | None = None) -> tuple[jax.Array, jax.Array]:
+                  eta: float | jax.Array, control_fn: Callable | None = None, control_gradient: bool = True,
+                  residuals: tuple | None = None) -> tuple[jax.Array, jax.Array]:
   """Eq. 3: z <- z - eta * dE/dz, E summed over `layers`; returns (new latent, energies [B]).
 
-  `control_fn(z) -> (down residuals, mid residual)` adds a ControlNet's residuals (it is differentiated too).
+  `control_fn(z) -> (down residuals, mid residual)` adds a ControlNet's residuals, differentiated too (the
+  paper's dE/dz) unless `control_gradient=False`: then they are constants for dE/dz, an approximation that
+  skips the ControlNet's backward pass. `residuals` gives residuals computed beforehand (constants) instead.
   """
+  if residuals is not None and control_fn is not None:
+    raise ValueError('give control_fn or residuals, not both')
   aspect = latent.shape[1] / latent.shape[2]
 
   weights = token_weights(tokens, context.shape[1])
 
   def energy(z):
-    residuals = {} if control_fn is None else dict(zip(('down_residuals', 'mid_residual'), control_fn(z)))
-    _, maps = cross_attention_maps(unet, params, z, timestep, context, layers, **residuals)
+    found = residuals if control_fn is None else control_fn(z)
+    if found is not None and not control_gradient:
+      found = jax.lax.stop_gradient(found)
+    extra = {} if found is None else dict(zip(('down_residuals', 'mid_residual'), found))
+    _, maps = cross_attention_maps(unet, params, z, timestep, context, layers, **extra)
     per_example = layers_energy(maps, mask, weights, aspect, 'sum')
     return per_example.sum(), per_example  # examples are independent, so d(sum)/dz_b = dE_b/dz_b
 
