@@ -52,8 +52,9 @@ def test_gdn_formula(inverse):
 @pytest.mark.parametrize("k,stride,cin,pad", [(3, 1, 24, None), (5, 2, 20, None), (5, 2, 3, None),
                                               (1, 1, 17, None), (3, 1, 18, ((1, 0), (2, 1))),
                                               (1, 2, 16, None), (3, 2, 16, None), (5, 2, 16, ((1, 2), (2, 0)))])
-def test_conv2d_tap_weight_gradient_matches_xla(monkeypatch, k, stride, cin, pad):
-  monkeypatch.setenv("JAXSEMIC_CONV_WGRAD", "taps")
+@pytest.mark.parametrize("mode", ["taps", "auto"])  # auto on CPU: phase-conv input gradient, XLA's weight gradient
+def test_conv2d_custom_gradients_match_xla(monkeypatch, k, stride, cin, pad, mode):
+  monkeypatch.setenv("JAXSEMIC_CONV_WGRAD", mode)
   kx, kw, kg = jax.random.split(jax.random.PRNGKey(k * 10 + stride), 3)
   x = jax.random.normal(kx, (2, 11, 9, cin))
   w = jax.random.normal(kw, (k, k, cin, 32))  # >= 32 outputs: the tap weight gradient
@@ -88,6 +89,11 @@ def test_conv_module_uses_tap_gradient_and_keeps_param_names(monkeypatch):
   monkeypatch.setenv("JAXSEMIC_CONV_WGRAD", "taps")
   assert "dot_general" not in jaxpr  # XLA's weight gradient is a convolution
   assert "dot_general" in str(jax.make_jaxpr(jax.grad(loss))(params))
+  # auto (CPU): the strided conv's input gradient is stride-1 phase convs, no lhs-dilated conv; XLA's w gradient.
+  monkeypatch.setenv("JAXSEMIC_CONV_WGRAD", "auto")
+  jaxpr = str(jax.make_jaxpr(jax.grad(lambda x: jnp.sum(m.apply(params, x) ** 2)))(x))
+  assert "lhs_dilation=(2, 2)" not in jaxpr and "lhs_dilation=(1, 1)" in jaxpr
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), jax.grad(loss)(params), g_xla)
   monkeypatch.setenv("JAXSEMIC_CONV_WGRAD", "bogus")
   with pytest.raises(ValueError, match="JAXSEMIC_CONV_WGRAD"):
     m.apply(params, x)

@@ -5,10 +5,13 @@ plain convolution, so every transposed convolution here is written in polyphase 
 producing the s*s output phases, interleaved by depth-to-space. The kernel is stored in the transposed-conv
 layout [k, k, in, out] so PyTorch `ConvTranspose2d` weights map onto it by a transpose only.
 
-XLA:CPU's weight gradient of a plain or strided convolution is also 2-4x slower than the same sum written as
-one [cin, cout] matmul per kernel tap, so `conv2d` carries a custom VJP that computes it that way (the input
-gradient stays XLA's). `JAXSEMIC_CONV_WGRAD=xla` restores XLA's own weight gradient; the default `auto` uses
-the tap form on CPU only (`benchmarks/conv_weight_grad.py` measures both).
+XLA:CPU computes the input gradient of a strided convolution (an lhs-dilated convolution) ~2x slower than the
+stride^2 stride-1 phase convolutions it splits into, so `conv2d` carries a custom VJP for strided convolutions
+on CPU that computes it that way and keeps XLA's weight gradient (`JAXSEMIC_CONV_WGRAD=auto`, the default).
+`taps` also replaces the weight gradient by one [cin, cout] matmul per kernel tap: faster on the Xeon where it
+was written, ~3x slower than XLA's on the AMD EPYC measured since (each tap's strided slice of x is a copy, and
+the copies are memory-bound). `xla` is XLA's own VJP everywhere (`benchmarks/conv_weight_grad.py` measures all
+three per layer shape).
 """
 
 from __future__ import annotations
@@ -91,22 +94,47 @@ def phase_convs(x: Array, kernel: Array, phases_y, phases_x, vjp: str = "auto") 
 
 
 def _tap_conv_bwd(stride, padding, res, g):
+  return _custom_bwd(stride, padding, True, res, g)
+
+
+def _custom_bwd(stride, padding, taps, res, g):
+  """Phase-conv input gradient when strided; tap-matmul weight gradient if `taps` (and >= 32 outputs)."""
   x, w = res
-  xla_dx, xla_dw = jax.vjp(lambda x_, w_: _xla_conv(x_, w_, stride, padding), x, w)[1](g)
-  dx = strided_input_grad(g, w, stride, padding, x.shape[1:3]) if stride > 1 else xla_dx
+  if stride > 1:
+    dx = strided_input_grad(g, w, stride, padding, x.shape[1:3])
+  else:
+    dx = jax.vjp(lambda x_: _xla_conv(x_, w, stride, padding), x)[1](g)[0]
   # Tap matmuls are memory-bound on x: below 32 output channels XLA's own weight gradient is faster.
-  dw = xla_dw if w.shape[-1] < 32 else weight_grad_taps(x, g, w.shape[0], w.shape[1], stride, padding)
+  if taps and w.shape[-1] >= 32:
+    dw = weight_grad_taps(x, g, w.shape[0], w.shape[1], stride, padding)
+  else:
+    dw = jax.vjp(lambda w_: _xla_conv(x, w_, stride, padding), w)[1](g)[0]
   return dx.astype(x.dtype), dw.astype(w.dtype)
 
 
 _tap_conv.defvjp(_tap_conv_fwd, _tap_conv_bwd)
 
 
-def _use_taps() -> bool:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _phase_conv(x: Array, w: Array, stride: int, padding: Padding) -> Array:
+  return _xla_conv(x, w, stride, padding)
+
+
+def _phase_conv_bwd(stride, padding, res, g):
+  return _custom_bwd(stride, padding, False, res, g)
+
+
+_phase_conv.defvjp(_tap_conv_fwd, _phase_conv_bwd)
+
+
+def _vjp_mode() -> str:
+  """`JAXSEMIC_CONV_WGRAD` resolved for this backend: taps, phase (CPU's auto) or xla."""
   mode = os.environ.get("JAXSEMIC_CONV_WGRAD", "auto")
   if mode not in ("auto", "taps", "xla"):
     raise ValueError(f"JAXSEMIC_CONV_WGRAD must be auto, taps or xla, not {mode!r}")
-  return mode == "taps" or (mode == "auto" and jax.default_backend() == "cpu")
+  if mode == "auto":
+    return "phase" if jax.default_backend() == "cpu" else "xla"
+  return mode
 
 
 def conv2d(x: Array, w: Array, stride: int = 1, padding: Padding | None = None, vjp: str = "auto") -> Array:
@@ -120,8 +148,11 @@ def conv2d(x: Array, w: Array, stride: int = 1, padding: Padding | None = None, 
     (t, bo), (l, r) = padding
     x = x[:, max(-t, 0):h - max(-bo, 0), max(-l, 0):w_in - max(-r, 0)]
     padding = ((max(t, 0), max(bo, 0)), (max(l, 0), max(r, 0)))
-  if vjp != "xla" and _use_taps():
+  mode = _vjp_mode() if vjp != "xla" else "xla"
+  if mode == "taps":
     return _tap_conv(x, w, stride, padding)
+  if mode == "phase" and stride > 1:  # stride 1: XLA's VJP is what the custom one would compute
+    return _phase_conv(x, w, stride, padding)
   return _xla_conv(x, w, stride, padding)
 
 
