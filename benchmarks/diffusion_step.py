@@ -12,9 +12,13 @@ Prints the CPU model and the load average with every result.
   python benchmarks/diffusion_step.py                # the whole table at SD-1.5 size (~10 GiB, minutes)
   python benchmarks/diffusion_step.py --size half    # half the channels (same depth, 4096-token attention)
   python benchmarks/diffusion_step.py --size half --latent 32 --reps 1 --skip-guided   # quickest check
+  python benchmarks/diffusion_step.py --skip-diffusers --methods exact,no_controlnet_grad,shared_controlnet,one_pass
+      # the guided step by each guidance method (all but exact approximate it) in turns, and each method's
+      # agreement with the exact one (cos of dE/dz, energy decrease, UNet output); --size tiny for a tiny config
 """
 
 import argparse
+import functools
 import gc
 import os
 import statistics
@@ -26,18 +30,20 @@ import numpy as np
 
 from jaxsemic.diffusion.config import UNetConfig
 from jaxsemic.diffusion.controlnet import ControlNetModel
-from jaxsemic.diffusion.guidance import guided_latent
+from jaxsemic.diffusion.guidance import guided_latent, layers_energy, token_weights
 from jaxsemic.diffusion.pretrained import params_from_state_dict, random_params
-from jaxsemic.diffusion.unet import UNet2DConditionModel
+from jaxsemic.diffusion.unet import UNet2DConditionModel, cross_attention_maps
 from machine import cpu_model, load
 
 SD15 = dict(in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
             attention_head_dim=8, cross_attention_dim=768, norm_num_groups=32,
             down_block_types=('CrossAttnDownBlock2D',) * 3 + ('DownBlock2D',),
             up_block_types=('UpBlock2D',) + ('CrossAttnUpBlock2D',) * 3)
-SIZES = {'sd15': SD15, 'half': {**SD15, 'block_out_channels': (160, 320, 640, 640)}}
+SIZES = {'sd15': SD15, 'half': {**SD15, 'block_out_channels': (160, 320, 640, 640)},
+         'tiny': {**SD15, 'block_out_channels': (32, 32, 64, 64), 'cross_attention_dim': 768}}
 ORAG_LAYERS = tuple(f'up_blocks.1.attentions.{i}.transformer_blocks.0.attn2' for i in range(3))
 ORAG_TOKENS, ORAG_ETA = (1, 2), 40.0
+GUIDANCE_METHODS = ('exact', 'no_controlnet_grad', 'shared_controlnet', 'one_pass')  # as jaxsemic.sedic.pipeline
 
 
 def memory_gib(field: str) -> float:
@@ -116,12 +122,24 @@ def jax_steps(arch: dict, state_dicts, data: dict[str, np.ndarray], dtype):
     down, mid = cn.apply({'params': params[1]}, z, t, ctx, hint, 1.0)
     return unet.apply({'params': params[0]}, z, t, ctx, down, mid)
 
-  def orag_step(params, z):
+  def orag_step(params, z, method='exact'):
+    """The guided step by `method` (see GUIDANCE_METHODS): (UNet output fed to the solver, guided latent)."""
     control = lambda latent: cn.apply({'params': params[1]}, latent, t, ctx, hint, 1.0)
-    z, _ = guided_latent(unet, params[0], z, t, ctx, mask, ORAG_TOKENS, ORAG_LAYERS, ORAG_ETA, control)
-    return step(params, z)
+    guide = functools.partial(guided_latent, unet, params[0], z, t, ctx, mask, ORAG_TOKENS, ORAG_LAYERS, ORAG_ETA)
+    if method in ('exact', 'no_controlnet_grad'):
+      z1, _ = guide(control, control_gradient=method == 'exact')
+      return step(params, z1), z1
+    residuals = control(z)
+    z1, _, out = guide(residuals=residuals, with_output=True)
+    return (out if method == 'one_pass' else unet.apply({'params': params[0]}, z1, t, ctx, *residuals)), z1
 
-  return params, step, orag_step
+  def energy(params, z):
+    """Eq. 2 summed over ORAG_LAYERS at z, ControlNet residuals at z (the quantity every method lowers)."""
+    down, mid = cn.apply({'params': params[1]}, z, t, ctx, hint, 1.0)
+    _, maps = cross_attention_maps(unet, params[0], z, t, ctx, ORAG_LAYERS, down_residuals=down, mid_residual=mid)
+    return layers_energy(maps, mask, token_weights(ORAG_TOKENS, ctx.shape[1]), 1.0, 'sum').sum()
+
+  return params, step, orag_step, energy
 
 
 def compile_timed(fn, *args):
@@ -154,8 +172,13 @@ def main():
   parser.add_argument('--reps', type=int, default=3, help='timed rounds after the first calls')
   parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'))
   parser.add_argument('--skip-guided', action='store_true', help='skip the ORAG step')
+  parser.add_argument('--methods', default='exact', help='comma-separated guidance methods to time: '
+                      f'{", ".join(GUIDANCE_METHODS)} (all but exact are approximations; printed against exact)')
   parser.add_argument('--skip-diffusers', action='store_true', help='time only our plain and ORAG steps (random weights, no PyTorch models in memory)')
   args = parser.parse_args()
+  methods = tuple(args.methods.split(','))
+  if any(m not in GUIDANCE_METHODS for m in methods):
+    parser.error(f'--methods: choose from {", ".join(GUIDANCE_METHODS)}')
   import torch  # pylint: disable=import-outside-toplevel
   arch, data = SIZES[args.size], inputs(args.latent)
   print(f'CPU {cpu_model()}, {os.cpu_count()} cores; jax {jax.__version__}, torch {torch.__version__} '
@@ -163,7 +186,7 @@ def main():
         f'{args.latent}, batch 1, {args.dtype}; load {load()}', flush=True)
   t_unet, t_cn = (None, None) if args.skip_diffusers else diffusers_models(arch)
   state_dicts = None if args.skip_diffusers else (t_unet.state_dict(), t_cn.state_dict())
-  params, step, orag_step = jax_steps(arch, state_dicts, data, jnp.dtype(args.dtype))
+  params, step, orag_step, energy = jax_steps(arch, state_dicts, data, jnp.dtype(args.dtype))
   del state_dicts
   z = jnp.asarray(data['z'])
   compiled, compile_s, temp_gib = compile_timed(step, params, z)
@@ -175,27 +198,58 @@ def main():
     return
   del t_unet, t_cn
   gc.collect()
-  time_guided(ours, first_ours, orag_step, params, z, args.reps)
+  time_guided(ours, first_ours, orag_step, energy, params, z, args.reps, methods)
 
 
-def time_guided(ours, first_ours: float, orag_step, params, z, reps: int) -> None:
-  """Time the ORAG step against our plain step in turns; print the table and the peak RSS of this phase."""
+def time_guided(ours, first_ours: float, orag_step, energy, params, z, reps: int, methods: tuple[str, ...]) -> None:
+  """Time the ORAG step (each of `methods`) against our plain step in turns; print the table, the peak RSS of
+  this phase and, for the approximations, how far their guidance is from the exact one."""
   resident = memory_gib('VmRSS')
   reset_peak()
-  compiled_orag, compile_orag, temp_orag = compile_timed(orag_step, params, z)
+  compiled, first, extra = {}, {}, {}
+  for method in methods:
+    compiled[method], compile_s, temp = compile_timed(functools.partial(orag_step, method=method), params, z)
+    first[method] = compile_s + seconds(lambda: jax.block_until_ready(compiled[method](params, z)))
+    extra[method] = f'compile {compile_s:.1f} s, XLA temp {temp:.2f} GiB'
   compile_peak = memory_gib('VmHWM')
   reset_peak()
-  guided = lambda: jax.block_until_ready(compiled_orag(params, z))
-  first_guided = compile_orag + seconds(guided)
-  times = take_turns({'plain': ours, 'guided': guided}, reps)
+  calls = {m: functools.partial(lambda c: jax.block_until_ready(c(params, z)), compiled[m]) for m in methods}
+  times = take_turns({'plain': ours, **calls}, reps)
   print(f'\n{"ORAG (guided) step":34}{"min s":>9}{"median s":>9}{"first s":>11}  (load {load()})')
   print(row('ours, plain step', times['plain'], first_ours))
-  print(row('ours, guided step', times['guided'], first_guided, f'compile {compile_orag:.1f} s, '
-            f'XLA temp {temp_orag:.2f} GiB'))
-  print(f'RESULT guided/plain step time: min {min(times["guided"]) / min(times["plain"]):.2f}, median '
-        f'{statistics.median(times["guided"]) / statistics.median(times["plain"]):.2f} (target <= 1.6); '
-        f'peak RSS of the guided phase {memory_gib("VmHWM"):.1f} GiB (weights resident before '
-        f'{resident:.1f} GiB; compile peak {compile_peak:.1f} GiB); load {load()}', flush=True)
+  for method in methods:
+    print(row(f'ours, guided step ({method})', times[method], first[method], extra[method]))
+  for method in methods:
+    print(f'RESULT guided ({method})/plain step time: min {min(times[method]) / min(times["plain"]):.2f}, median '
+          f'{statistics.median(times[method]) / statistics.median(times["plain"]):.2f} (target <= 1.6)')
+  print(f'peak RSS of the guided phase {memory_gib("VmHWM"):.1f} GiB (weights resident before {resident:.1f} GiB; '
+        f'compile peak {compile_peak:.1f} GiB); load {load()}', flush=True)
+  if len(methods) > 1 or methods[0] != 'exact':
+    agreement({m: compiled[m] for m in methods}, orag_step, energy, params, z)
+
+
+def agreement(compiled: dict, orag_step, energy, params, z) -> None:
+  """Each method against the exact one (compiled here if not timed): cos(dE/dz), the eq. 2 energy's
+  decrease after one guidance update, and the UNet output the solver gets (relative difference)."""
+  if 'exact' not in compiled:
+    compiled['exact'] = jax.jit(functools.partial(orag_step, method='exact')).lower(params, z).compile()
+  results = {m: fn(params, z) for m, fn in compiled.items()}
+  e = jax.jit(energy)
+  e0 = float(e(params, z))
+  step_exact = z - results['exact'][1]
+  drop_exact = e0 - float(e(params, results['exact'][1]))
+  print(f'guidance agreement with the exact method (eq. 2 energy at z: {e0:.4f}; exact update lowers it by '
+        f'{drop_exact:.3g}):')
+  for method, (out, z1) in results.items():
+    if method == 'exact':
+      continue
+    update = (z - z1).ravel()
+    cos = float(jnp.vdot(update, step_exact.ravel()) / (jnp.linalg.norm(update) * jnp.linalg.norm(step_exact)))
+    drop = e0 - float(e(params, z1))
+    out_exact = results['exact'][0]
+    diff = float(jnp.linalg.norm(out - out_exact) / jnp.linalg.norm(out_exact))
+    print(f'RESULT {method}: cos(dE/dz, exact) {cos:.4f}; energy decrease {drop:.3g} ({drop / drop_exact:.2f}x '
+          f'the exact update\'s); UNet output for the solver vs exact: relative difference {diff:.2e}', flush=True)
 
 
 def compare(ours, theirs, first_ours: float, compile_s: float, temp_gib: float, reps: int) -> None:

@@ -83,10 +83,10 @@ def test_blocked_attention_equals_plain_with_gradient():
 
 @pytest.mark.parametrize('size,height,channels', [(1, 5, 4), (3, 4, 24), (3, 5, 4)])
 def test_same_conv_gradients_equal_lax(size, height, channels):
-  """1x1 and 3x3 with h*w <= C_out use the matmul input gradient, the last case XLA's; all equal lax's."""
+  """1x1 and 3x3 with h*w <= C_out run as matmuls (forward and input gradient), the last case as XLA's."""
   from jaxsemic.diffusion.resnet import lax_conv, same_conv  # pylint: disable=import-outside-toplevel
   x, kernel, dy = (jax.random.normal(jax.random.key(i), shape) for i, shape in enumerate(
       [(2, height, 5, 6), (size, size, 6, channels), (2, height, 5, channels)]))
-  ours, ref = (jax.jit(lambda x, k, f=f: jax.vjp(f, x, k)[1](dy))(x, kernel) for f in (same_conv, lax_conv))
-  for g, g_ref in zip(ours, ref):
+  ours, ref = (jax.jit(lambda x, k, f=f: (f(x, k),) + jax.vjp(f, x, k)[1](dy))(x, kernel) for f in (same_conv, lax_conv))
+  for g, g_ref in zip(ours, ref):  # output, input gradient, kernel gradient
     np.testing.assert_allclose(g, g_ref, atol=1e-5 * np.abs(g_ref).max())

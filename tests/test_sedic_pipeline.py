@@ -171,7 +171,7 @@ def test_guided_step_lowers_the_energy_of_the_right_tokens(comp):
   z = jax.random.normal(jax.random.key(7), (1, 16, 24, 4))
   t = stage.schedule.timesteps[0]
   step = jax.jit(P.guidance_step, static_argnums=(0, 1))
-  z1, e0 = step(modules, static, params, z, t, stage)
+  z1, e0, _ = step(modules, static, params, z, t, stage)
   grad = (z - z1) / stage.eta
 
   @jax.jit
@@ -199,6 +199,40 @@ def test_guided_step_lowers_the_energy_of_the_right_tokens(comp):
   # The check can fail: the energy of tokens off by one has other slopes, a flipped sign the opposite ones.
   assert max(abs(a - b) for a, b in zip(slopes, fd_shifted)) > 0.2 * np.abs(fd_right).max()
   assert max(abs(-a - b) for a, b in zip(slopes, fd_right)) > np.abs(fd_right).max()
+
+
+@pytest.mark.parametrize('method', ['one_pass', pytest.param('no_controlnet_grad', marks=pytest.mark.slow),
+                                    pytest.param('shared_controlnet', marks=pytest.mark.slow)])
+def test_guidance_methods_are_what_they_say(comp, method):
+  """Each approximation equals its definition built from public pieces, and differs from the exact step."""
+  static = P.step_static(comp, CFG, P.guidance_layer_names(comp))
+  _, masks = _inputs()
+  stage = _stage_inputs(comp, static, masks[0], [1, 2])
+  params = {k: comp.params[k] for k in ('unet', 'controlnet')}
+  modules = (comp.unet, comp.controlnet)
+  z = jax.random.normal(jax.random.key(7), (1, 16, 24, 4))
+  t = stage.schedule.timesteps[0]
+  residuals = comp.controlnet.apply({'params': params['controlnet']}, z, t, stage.context, stage.cond)
+
+  def energy(z):  # eq. 2 with the ControlNet's residuals at the unguided z as constants
+    _, maps = cross_attention_maps(comp.unet, params['unet'], z, t, stage.context, static.layers,
+                                   down_residuals=residuals[0], mid_residual=residuals[1])
+    mask = jnp.asarray(masks[:1], jnp.float32)
+    return sum(attention_energy(p, resize_mask(mask, p.shape[2], 16 / 24), [1, 2]) for p in maps.values())[0] / 2
+
+  z1 = z - stage.eta * jax.grad(energy)(z)
+  unet = lambda z, res: comp.unet.apply({'params': params['unet']}, z, t, stage.context, *res)
+  out = {'no_controlnet_grad': lambda: P._denoise(modules, static, params, z1, t, (stage.context, stage.cond)),
+         'shared_controlnet': lambda: unet(z1, residuals), 'one_pass': lambda: unet(z, residuals)}[method]()
+  sampler = sampling.Sampler(static.solver, static.scheduler, stage.schedule, static.ddim_eta)
+  expected = sampling.update(sampler, 0, out, sampling.initial_state(z1), stage.key).z
+  background = jnp.zeros_like(z)
+  run = lambda static: P.object_step(modules, static, params, 0, sampling.initial_state(z), (True, background), stage)
+  got, (_, e0) = run(static._replace(guidance_method=method))
+  exact, _ = run(static)
+  np.testing.assert_allclose(float(e0), float(energy(z)), rtol=1e-5)
+  np.testing.assert_allclose(got.z, jnp.where(stage.keep[None, :, :, None], expected, background), atol=1e-5)
+  assert float(jnp.abs(got.z - exact.z).max()) > 1e-3
 
 
 def test_cfg_scale_one_is_the_plain_path():

@@ -46,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   dec.add_argument("--object-steps", type=int, default=10, help="denoising steps per object (default: %(default)s)")
   dec.add_argument("--overall-steps", type=int, default=20, help="steps of the overall stage (default: %(default)s)")
   dec.add_argument("--eta", type=float, default=40.0, help="ORAG guidance step size, eq. 3 (default: %(default)s)")
+  dec.add_argument("--guidance-method", default="exact",
+                   choices=("exact", "no_controlnet_grad", "shared_controlnet", "one_pass"),
+                   help="dE/dz of eq. 3: exact (the paper), or a faster approximation (docs/diffusion.md; "
+                   "default: %(default)s)")
   dec.add_argument("--quiet", action="store_true", help="no progress bars")
   info = sub.add_parser("info", help="texts, J, word limits and bits per component of a .sedic file")
   info.add_argument("input", help=".sedic file")
@@ -166,7 +170,8 @@ def run_decode(args: argparse.Namespace) -> int:
     seconds = {"reference": time.perf_counter() - t0}
   else:
     from jaxsemic.sedic import pipeline
-    cfg = pipeline.DecoderConfig(object_steps=args.object_steps, overall_steps=args.overall_steps, eta=args.eta)
+    cfg = pipeline.DecoderConfig(object_steps=args.object_steps, overall_steps=args.overall_steps, eta=args.eta,
+                                 guidance_method=args.guidance_method)
     cfg.validate()
     components = _components(args)
     with warnings.catch_warnings(record=True) as caught:

@@ -67,8 +67,9 @@ def resize_mask(mask: jax.Array, hw: int, aspect: float) -> jax.Array:
 def guided_latent(unet: UNet2DConditionModel, params, latent: jax.Array, timestep: jax.Array,
                   context: jax.Array, mask: jax.Array, tokens: Sequence[int], layers: Sequence[str],
                   eta: float | jax.Array, control_fn: Callable | None = None, control_gradient: bool = True,
-                  residuals: tuple | None = None) -> tuple[jax.Array, jax.Array]:
-  """Eq. 3: z <- z - eta * dE/dz, E summed over `layers`; returns (new latent, energies [B]).
+                  residuals: tuple | None = None, with_output: bool = False) -> tuple[jax.Array, ...]:
+  """Eq. 3: z <- z - eta * dE/dz, E summed over `layers`; returns (new latent, energies [B]), and with
+  `with_output` the UNet's output at the old latent (the forward pass that gave the maps) third.
 
   `control_fn(z) -> (down residuals, mid residual)` adds a ControlNet's residuals, differentiated too (the
   paper's dE/dz) unless `control_gradient=False`: then they are constants for dE/dz, an approximation that
@@ -85,9 +86,9 @@ def guided_latent(unet: UNet2DConditionModel, params, latent: jax.Array, timeste
     if found is not None and not control_gradient:
       found = jax.lax.stop_gradient(found)
     extra = {} if found is None else dict(zip(('down_residuals', 'mid_residual'), found))
-    _, maps = cross_attention_maps(unet, params, z, timestep, context, layers, **extra)
+    out, maps = cross_attention_maps(unet, params, z, timestep, context, layers, **extra)
     per_example = layers_energy(maps, mask, weights, aspect, 'sum')
-    return per_example.sum(), per_example  # examples are independent, so d(sum)/dz_b = dE_b/dz_b
+    return per_example.sum(), (per_example, out)  # examples are independent: d(sum)/dz_b = dE_b/dz_b
 
-  (_, energies), grad = jax.value_and_grad(energy, has_aux=True)(latent)
-  return latent - eta * grad, energies
+  (_, (energies, out)), grad = jax.value_and_grad(energy, has_aux=True)(latent)
+  return (latent - eta * grad, energies, out) if with_output else (latent - eta * grad, energies)

@@ -33,6 +33,8 @@ from jaxsemic.errors import UserError
 from jaxsemic.sedic.components import Components, load_components, tiny_components  # noqa: F401 (re-exported)
 
 TOKEN_RULES = ('name', 'all')
+# How the eq. 3 gradient is computed; every value but 'exact' is a measured approximation (docs/diffusion.md).
+GUIDANCE_METHODS = ('exact', 'no_controlnet_grad', 'shared_controlnet', 'one_pass')
 BACKGROUNDS = ('noised_reference', 'none')
 
 
@@ -58,6 +60,12 @@ class DecoderConfig:
   # How eq. 2 is combined over layers. The paper gives one eta for "the block"; the mean keeps eta = 40 at
   # the same strength whatever the number of layers chosen (a sum would make it 120 with SD's 3 layers).
   energy_reduce: str = 'mean'
+  # dE/dz of eq. 3. 'exact' (the paper): through the ControlNet and the UNet, then the denoising step on the
+  # guided latent. Approximations, faster: 'no_controlnet_grad' holds the ControlNet residuals constant in
+  # dE/dz (no ControlNet backward); 'shared_controlnet' also reuses those residuals (computed at the latent
+  # before guidance) in the step; 'one_pass' also reuses that forward's UNet output, applied by the solver to
+  # the guided latent (one forward + a UNet backward per guided step). The last two need cfg_scale 1.
+  guidance_method: str = 'exact'
   # Which tokens k of the prompt eq. 2 uses. 'name': the tokens of the object's name (found through the
   # tokenizer's offsets); 'all': every token of the prompt (for streams that do not send names).
   token_rule: str = 'name'
@@ -86,6 +94,10 @@ class DecoderConfig:
       raise UserError(f'scheduler must be one of {", ".join(sampling.SOLVERS)}, got {self.scheduler!r}')
     if self.energy_reduce not in ('mean', 'sum'):
       raise UserError(f"energy_reduce must be 'mean' or 'sum', got {self.energy_reduce!r}")
+    if self.guidance_method not in GUIDANCE_METHODS:
+      raise UserError(f'guidance_method must be one of {", ".join(GUIDANCE_METHODS)}, got {self.guidance_method!r}')
+    if self.guidance_method in ('shared_controlnet', 'one_pass') and self.cfg_scale != 1.0:
+      raise UserError(f'guidance_method {self.guidance_method!r} needs cfg_scale 1, got {self.cfg_scale}')
     if self.token_rule not in TOKEN_RULES:
       raise UserError(f'token_rule must be one of {", ".join(TOKEN_RULES)}, got {self.token_rule!r}')
     if self.first_background not in BACKGROUNDS:
@@ -135,6 +147,7 @@ class StepStatic(NamedTuple):
   conditioning_scale: float
   layers: tuple[str, ...]
   energy_reduce: str
+  guidance_method: str = 'exact'
 
 
 class StageInputs(NamedTuple):
@@ -237,40 +250,61 @@ def unit_to_image(x: jax.Array) -> np.ndarray:
 
 # ---- the compiled steps ----
 
-def _denoise(modules, static: StepStatic, params, z, t, context):
-  """ControlNet residuals + UNet output for z at t; context = (text context, condition latent)."""
-  unet, controlnet = modules
+def _residuals(modules, static: StepStatic, params, z, t, text, cond):
+  """The ControlNet's residuals for z at t: (down residuals, mid residual)."""
+  return modules[1].apply({'params': params['controlnet']}, z, t, text, cond, static.conditioning_scale)
+
+
+def _denoise(modules, static: StepStatic, params, z, t, context, residuals=None):
+  """ControlNet residuals (unless given) + UNet output for z at t; context = (text context, condition latent)."""
   text, cond = context
-  down, mid = controlnet.apply({'params': params['controlnet']}, z, t, text, cond, static.conditioning_scale)
-  return unet.apply({'params': params['unet']}, z, t, text, down, mid)
+  down, mid = _residuals(modules, static, params, z, t, text, cond) if residuals is None else residuals
+  return modules[0].apply({'params': params['unet']}, z, t, text, down, mid)
 
 
-def _energy(modules, static: StepStatic, params, z, t, stage: StageInputs) -> jax.Array:
-  """Eq. 2 on the chosen layers with the conditional prompt, through ControlNet and UNet: a scalar."""
-  unet, controlnet = modules
-  down, mid = controlnet.apply({'params': params['controlnet']}, z, t, stage.context, stage.cond,
-                               static.conditioning_scale)
-  _, maps = cross_attention_maps(unet, params['unet'], z, t, stage.context, static.layers,
-                                 down_residuals=down, mid_residual=mid)
-  return layers_energy(maps, stage.mask[None].astype(jnp.float32), stage.weights, z.shape[1] / z.shape[2],
-                       static.energy_reduce)[0]
+def _energy(modules, static: StepStatic, params, z, t, stage: StageInputs, residuals=None
+            ) -> tuple[jax.Array, jax.Array]:
+  """Eq. 2 on the chosen layers with the conditional prompt, through ControlNet and UNet: (a scalar, the UNet
+  output). Given `residuals`, or with any method but 'exact', the ControlNet's residuals are constants."""
+  if residuals is None:
+    residuals = _residuals(modules, static, params, z, t, stage.context, stage.cond)
+  if static.guidance_method != 'exact':
+    residuals = jax.lax.stop_gradient(residuals)
+  out, maps = cross_attention_maps(modules[0], params['unet'], z, t, stage.context, static.layers,
+                                   down_residuals=residuals[0], mid_residual=residuals[1])
+  energy = layers_energy(maps, stage.mask[None].astype(jnp.float32), stage.weights, z.shape[1] / z.shape[2],
+                         static.energy_reduce)[0]
+  return energy, out
 
 
-def guidance_step(modules, static: StepStatic, params, z: jax.Array, t: jax.Array, stage: StageInputs
-                  ) -> tuple[jax.Array, jax.Array]:
-  """Eq. 3: z <- z - eta * dE/dz; returns (new latent, E before the step)."""
-  e, grad = jax.value_and_grad(lambda z: _energy(modules, static, params, z, t, stage))(z)
-  return z - stage.eta * grad, e
+def guidance_step(modules, static: StepStatic, params, z: jax.Array, t: jax.Array, stage: StageInputs,
+                  residuals=None) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Eq. 3: z <- z - eta * dE/dz; returns (new latent, E before the step, the UNet output at the old z)."""
+  (e, out), grad = jax.value_and_grad(lambda z: _energy(modules, static, params, z, t, stage, residuals),
+                                      has_aux=True)(z)
+  return z - stage.eta * grad, e, out
 
 
-def _denoise_step(modules, static: StepStatic, params, i, state: sampling.State, stage: StageInputs) -> sampling.State:
-  """Algorithm 1, lines 10 / 16: one ControlNet-conditioned solver step (CFG when static.cfg_scale != 1)."""
+def _denoise_step(modules, static: StepStatic, params, i, state: sampling.State, stage: StageInputs,
+                  residuals=None, out=None) -> sampling.State:
+  """Algorithm 1, lines 10 / 16: one ControlNet-conditioned solver step (CFG when static.cfg_scale != 1);
+  `residuals` / `out` reuse ControlNet residuals / a model output computed before (the approximations)."""
   sampler = sampling.Sampler(static.solver, static.scheduler, stage.schedule, static.ddim_eta)
   t = stage.schedule.timesteps[i]
-  uncond = (stage.uncond, stage.cond) if static.cfg_scale != 1.0 else None
-  out = sampling.model_output(functools.partial(_denoise, modules, static), params, state.z, t,
-                              (stage.context, stage.cond), uncond, static.cfg_scale)
+  if out is None:
+    uncond = (stage.uncond, stage.cond) if static.cfg_scale != 1.0 else None
+    model = lambda params, z, t, context: _denoise(modules, static, params, z, t, context, residuals)
+    out = sampling.model_output(model, params, state.z, t, (stage.context, stage.cond), uncond, static.cfg_scale)
   return sampling.update(sampler, i, out, state, stage.key)
+
+
+def _guided(static: StepStatic, guided: jax.Array, z: jax.Array, guide: Callable, unguided_out: Callable):
+  """lax.cond on `guided`: guide(z) -> (z', E, out) or (z, NaN, unguided_out(z)); `out` only for 'one_pass'."""
+  nan = jnp.full((), jnp.nan, z.dtype)
+  if static.guidance_method == 'one_pass':
+    return jax.lax.cond(guided, guide, lambda z: (z, nan, unguided_out(z)), z)
+  z, energy = jax.lax.cond(guided, lambda z: guide(z)[:2], lambda z: (z, nan), z)
+  return z, energy, None
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -282,9 +316,13 @@ def object_step(modules, static: StepStatic, params, i, state: sampling.State, p
   """
   guided, background = per_step
   t = stage.schedule.timesteps[i]
-  z, energy = jax.lax.cond(guided, lambda z: guidance_step(modules, static, params, z, t, stage),
-                           lambda z: (z, jnp.full((), jnp.nan, z.dtype)), state.z)
-  state = _denoise_step(modules, static, params, i, state._replace(z=z), stage)
+  residuals = None
+  if static.guidance_method in ('shared_controlnet', 'one_pass'):
+    residuals = _residuals(modules, static, params, state.z, t, stage.context, stage.cond)
+  z, energy, out = _guided(static, guided, state.z,
+                           lambda z: guidance_step(modules, static, params, z, t, stage, residuals),
+                           lambda z: _denoise(modules, static, params, z, t, (stage.context, stage.cond), residuals))
+  state = _denoise_step(modules, static, params, i, state._replace(z=z), stage, residuals, out)
   blended = jnp.where(stage.keep[None, :, :, None], state.z, background)  # eq. 4 with a binary M_j
   return state._replace(z=blended), (blended, energy)
 
@@ -344,7 +382,7 @@ def _run_stage(step, modules, static, params, stage: StageInputs, z_T, per_step,
 def step_static(components: Components, cfg: DecoderConfig, layers: tuple[str, ...]) -> StepStatic:
   """The compiled steps' static settings from a config."""
   return StepStatic(cfg.scheduler, components.scheduler, float(cfg.ddim_eta), float(cfg.cfg_scale),
-                 float(cfg.conditioning_scale), layers, cfg.energy_reduce)
+                    float(cfg.conditioning_scale), layers, cfg.energy_reduce, cfg.guidance_method)
 
 
 def decode(reference_image: np.ndarray, texts: Texts, masks: np.ndarray, components: Components,
