@@ -15,12 +15,14 @@ trainer reads each step's metrics one step late, so the device never waits for t
 and the load average with the per-step seconds (min and median over rounds), the throughput ratio ours/theirs
 (issue 16 target: >= 1.3), and each side's process CPU seconds per step (less sensitive than wall time to other
 jobs on a shared machine, but it counts threads spinning while they wait). `--compute-dtype bfloat16` measures
-our mixed precision option (config.compute_dtype) instead of float32; `--conv-wgrad xla` XLA's own convolution
-weight gradient instead of the tap matmuls `auto` picks on CPU.
+our mixed precision option (config.compute_dtype) instead of float32; `--conv-wgrad xla|taps` XLA's own
+convolution VJP or the tap-matmul weight gradient instead of `auto` (on CPU: phase-conv input gradient of strided
+convs, XLA's weight gradient; `benchmarks/train_step_modes.py` compares the modes in one process).
 
-Measured on AMD EPYC, 2 cores, load 2.3 (rounds interleaved): float32 ours 1.79 s vs CompressAI 1.54 s per step
-(median), throughput 0.86x (target missed); `--conv-wgrad xla` 1.61 vs 1.44 s (min of rounds, 0.89x);
-bfloat16 2.9-3.1 s per step, slower than float32 here. With other jobs on the cores (load 10-20) CompressAI
+Measured on AMD EPYC, 2 cores, load 2.3 (rounds interleaved), before `auto` changed (it was `taps`): float32 ours
+1.79 s vs CompressAI 1.54 s per step (median), throughput 0.86x (target missed); `--conv-wgrad xla` 1.61 vs 1.44 s
+(min of rounds, 0.89x); bfloat16 2.9-3.1 s per step, slower than float32 here. With the new `auto` at load 4.4:
+ours 2.53 s vs CompressAI 5.03 s (min), a loaded ratio (see below), not the idle one. With other jobs on the cores (load 10-20) CompressAI
 slows down much more than ours (ratios 1.4-1.8x then): those are not idle ratios. The idle Xeon of issue 16
 measured 0.69-0.81x with vs_compressai.py.
 """
