@@ -9,7 +9,7 @@ XLA:CPU computes the input gradient of a strided convolution (an lhs-dilated con
 stride^2 stride-1 phase convolutions it splits into, so `conv2d` carries a custom VJP for strided convolutions
 on CPU that computes it that way and keeps XLA's weight gradient (`JAXSEMIC_CONV_WGRAD=auto`, the default).
 `taps` also replaces the weight gradient by one [cin, cout] matmul per kernel tap: faster on the Xeon where it
-was written, ~3x slower than XLA's on the AMD EPYC measured since (each tap's strided slice of x is a copy, and
+was written, 2-2.6x slower than XLA's on the AMD EPYC measured since (each tap's strided slice of x is a copy, and
 the copies are memory-bound). `xla` is XLA's own VJP everywhere (`benchmarks/conv_weight_grad.py` measures all
 three per layer shape).
 """
