@@ -220,7 +220,7 @@ def test_guidance_methods_are_what_they_say(comp, method):
     mask = jnp.asarray(masks[:1], jnp.float32)
     return sum(attention_energy(p, resize_mask(mask, p.shape[2], 16 / 24), [1, 2]) for p in maps.values())[0] / 2
 
-  z1 = z - stage.eta * jax.grad(energy)(z)
+  z1 = z - stage.eta * jax.jit(jax.grad(energy))(z)
   unet = lambda z, res: comp.unet.apply({'params': params['unet']}, z, t, stage.context, *res)
   out = {'no_controlnet_grad': lambda: P._denoise(modules, static, params, z1, t, (stage.context, stage.cond)),
          'shared_controlnet': lambda: unet(z1, residuals), 'one_pass': lambda: unet(z, residuals)}[method]()
@@ -230,7 +230,7 @@ def test_guidance_methods_are_what_they_say(comp, method):
   run = lambda static: P.object_step(modules, static, params, 0, sampling.initial_state(z), (True, background), stage)
   got, (_, e0) = run(static._replace(guidance_method=method))
   exact, _ = run(static)
-  np.testing.assert_allclose(float(e0), float(energy(z)), rtol=1e-5)
+  np.testing.assert_allclose(float(e0), float(jax.jit(energy)(z)), rtol=1e-5)
   np.testing.assert_allclose(got.z, jnp.where(stage.keep[None, :, :, None], expected, background), atol=1e-5)
   assert float(jnp.abs(got.z - exact.z).max()) > 1e-3
 
