@@ -33,6 +33,7 @@ from jaxsemic.diffusion.controlnet import ControlNetModel
 from jaxsemic.diffusion.guidance import guided_latent, layers_energy, token_weights
 from jaxsemic.diffusion.pretrained import params_from_state_dict, random_params
 from jaxsemic.diffusion.unet import UNet2DConditionModel, cross_attention_maps
+from jaxsemic.sedic.pipeline import GUIDANCE_METHODS
 from machine import cpu_model, load
 
 SD15 = dict(in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
@@ -43,7 +44,6 @@ SIZES = {'sd15': SD15, 'half': {**SD15, 'block_out_channels': (160, 320, 640, 64
          'tiny': {**SD15, 'block_out_channels': (32, 32, 64, 64), 'cross_attention_dim': 768}}
 ORAG_LAYERS = tuple(f'up_blocks.1.attentions.{i}.transformer_blocks.0.attn2' for i in range(3))
 ORAG_TOKENS, ORAG_ETA = (1, 2), 40.0
-GUIDANCE_METHODS = ('exact', 'no_controlnet_grad', 'shared_controlnet', 'one_pass')  # as jaxsemic.sedic.pipeline
 
 
 def memory_gib(field: str) -> float:

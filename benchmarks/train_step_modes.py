@@ -22,25 +22,17 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from machine import cpu_model, load
+from train_throughput import our_step
 
 
 def compiled_step(mode: str, batch: dict, rng: jax.Array):
   """(compiled step, initial state, compile seconds, first loss, first grad norm) with JAXSEMIC_CONV_WGRAD=mode."""
-  from jaxsemic.codec.model_io import CodecModel, init_params  # pylint: disable=import-outside-toplevel
-  from jaxsemic.losses import rate_distortion_loss  # pylint: disable=import-outside-toplevel
-  from jaxsemic.training.state import create_state  # pylint: disable=import-outside-toplevel
-  from jaxsemic.training.step import train_step  # pylint: disable=import-outside-toplevel
+  from jaxsemic.codec.model_io import init_params  # pylint: disable=import-outside-toplevel
   cfg = {"name": "bmshj2018-hyperprior", "N": 128, "M": 192}
-  params = init_params(cfg)
-  module = CodecModel.from_params(params, cfg).module
-  optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-4))
-  state = create_state(jax.tree.map(jnp.asarray, params), optimizer)
+  step, state = our_step(init_params(cfg), cfg, donate=False)
   os.environ["JAXSEMIC_CONV_WGRAD"] = mode  # read when the step is traced
-  step = jax.jit(lambda s, b, r: train_step(s, b, r, model=module, optimizer=optimizer,
-                                            loss_fn=rate_distortion_loss, lmbda=0.0067))
   t0 = time.perf_counter()
   compiled = step.lower(state, batch, rng).compile()
   seconds = time.perf_counter() - t0

@@ -104,25 +104,33 @@ def torch_train_step(net, crops: np.ndarray):
 
 # --- ours (runs in the jaxsemic venv) ----------------------------------------------------------------------------
 
-def our_stepper(weights: str, crops: np.ndarray, compute_dtype: str):
-  """(first-step seconds, first loss, run(n) -> (seconds, CPU seconds per step, last loss)) for our side."""
+def our_step(params, cfg, compute_dtype: str = "float32", donate: bool = True):
+  """(jitted trainer step, initial state): `jaxsemic.training.step.train_step`, Adam 1e-4 after global-norm
+  clipping to 1, lambda = LMBDA, as CompressAI's side (also used by train_step_modes.py)."""
   import jax  # pylint: disable=import-outside-toplevel
   import optax  # pylint: disable=import-outside-toplevel
-  from jaxsemic.codec.model_io import CodecModel, abstract_params  # pylint: disable=import-outside-toplevel
+  from jaxsemic.codec.model_io import CodecModel  # pylint: disable=import-outside-toplevel
   from jaxsemic.losses import rate_distortion_loss  # pylint: disable=import-outside-toplevel
   from jaxsemic.training.state import create_state  # pylint: disable=import-outside-toplevel
   from jaxsemic.training.step import train_step  # pylint: disable=import-outside-toplevel
-  from jaxsemic.zoo import compressai_import as cimport  # pylint: disable=import-outside-toplevel
-  with np.load(weights) as z:
-    state_dict = {k: z[k] for k in z.files}
-  cfg = cimport.infer_config(ARCH, state_dict)
-  params = cimport.convert(state_dict, cfg, abstract_params(cfg))
   module = CodecModel.from_params(params, cfg).module
   optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-4))
   step = jax.jit(lambda s, b, r: train_step(s, b, r, model=module, optimizer=optimizer,
                                             loss_fn=rate_distortion_loss, lmbda=LMBDA,
-                                            compute_dtype=compute_dtype), donate_argnums=0)
-  holder = {"state": create_state(jax.tree.map(jax.numpy.asarray, params), optimizer)}
+                                            compute_dtype=compute_dtype), donate_argnums=0 if donate else ())
+  return step, create_state(jax.tree.map(jax.numpy.asarray, params), optimizer)
+
+
+def our_stepper(weights: str, crops: np.ndarray, compute_dtype: str):
+  """(first-step seconds, first loss, run(n) -> (seconds, CPU seconds per step, last loss)) for our side."""
+  import jax  # pylint: disable=import-outside-toplevel
+  from jaxsemic.codec.model_io import abstract_params  # pylint: disable=import-outside-toplevel
+  from jaxsemic.zoo import compressai_import as cimport  # pylint: disable=import-outside-toplevel
+  with np.load(weights) as z:
+    state_dict = {k: z[k] for k in z.files}
+  cfg = cimport.infer_config(ARCH, state_dict)
+  step, state = our_step(cimport.convert(state_dict, cfg, abstract_params(cfg)), cfg, compute_dtype)
+  holder = {"state": state}
   batch = {"image": jax.device_put(crops)}
   rng = jax.random.PRNGKey(0)
 
