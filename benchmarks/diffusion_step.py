@@ -4,9 +4,11 @@ diffusers' models are built with seeded random weights (its zero-initialised Con
 random values, so the residuals are not all zero) and converted to ours (`params_from_state_dict`). Batch 1,
 77 context tokens, a 64x64 latent (512x512 hint), float32. Each side's first call is timed apart (ours includes
 tracing and XLA compilation); then the sides take turns (ours, diffusers, ours, ...) for --reps rounds. The
-ORAG step of SEDIC (Sec. III-B, eq. 3: dE/dz through the cross-attention maps of three `up_blocks.1` layers,
-through ControlNet and UNet, then the step) is timed against our plain step in turns too, after diffusers'
-models are freed; its peak RSS is the process' high-water mark during that phase (reset via /proc/self/clear_refs).
+ORAG step of SEDIC as its decoder runs it (`sedic.pipeline.object_step` at t = 500, eta 40: eq. 3's dE/dz
+through the cross-attention maps of three `up_blocks.1` layers, summed, through ControlNet and UNet, then the
+ControlNet + UNet step, the DDIM update and the eq. 4 blend) is timed against our plain step in turns too, after
+diffusers' models are freed; its peak RSS is the process' high-water mark during that phase (reset via
+/proc/self/clear_refs).
 Prints the CPU model and the load average with every result.
 
   python benchmarks/diffusion_step.py                # the whole table at SD-1.5 size (~10 GiB, minutes)
@@ -30,10 +32,12 @@ import numpy as np
 
 from jaxsemic.diffusion.config import UNetConfig
 from jaxsemic.diffusion.controlnet import ControlNetModel
-from jaxsemic.diffusion.guidance import guided_latent, layers_energy, token_weights
+from jaxsemic.diffusion import sampling
+from jaxsemic.diffusion.guidance import denoiser_energy, token_weights
 from jaxsemic.diffusion.pretrained import params_from_state_dict, random_params
-from jaxsemic.diffusion.unet import UNet2DConditionModel, cross_attention_maps
-from jaxsemic.sedic.pipeline import GUIDANCE_METHODS
+from jaxsemic.diffusion.schedulers import SchedulerConfig
+from jaxsemic.diffusion.unet import UNet2DConditionModel
+from jaxsemic.sedic.pipeline import GUIDANCE_METHODS, StageInputs, StepStatic, object_step, step_output
 from machine import cpu_model, load
 
 SD15 = dict(in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
@@ -105,41 +109,43 @@ def torch_step(unet, cn, data: dict[str, np.ndarray]):
 
 
 def jax_steps(arch: dict, state_dicts, data: dict[str, np.ndarray], dtype):
-  """Our modules and params (converted from diffusers' state dicts, or random if None), the plain and the ORAG
-  step functions."""
+  """Our modules and params (converted from diffusers' state dicts, or random if None); the plain step, SEDIC's
+  guided step as the pipeline runs it, what that step feeds its solver, and the eq. 2 energy."""
   cfg = UNetConfig.from_diffusers(arch)
-  unet, cn = UNet2DConditionModel(cfg, dtype=dtype), ControlNetModel(cfg, 'pixel', dtype=dtype)
+  modules = (UNet2DConditionModel(cfg, dtype=dtype), ControlNetModel(cfg, 'pixel', dtype=dtype))
   if state_dicts is None:
-    params = (random_params(unet, 'unet', 0), random_params(cn, 'controlnet', 1))
+    params = {'unet': random_params(modules[0], 'unet', 0), 'controlnet': random_params(modules[1], 'controlnet', 1)}
   else:
-    params = (params_from_state_dict(unet, 'unet', state_dicts[0]),
-              params_from_state_dict(cn, 'controlnet', state_dicts[1]))
+    params = {'unet': params_from_state_dict(modules[0], 'unet', state_dicts[0]),
+              'controlnet': params_from_state_dict(modules[1], 'controlnet', state_dicts[1])}
   ctx, hint, t = jnp.asarray(data['ctx']), jnp.asarray(data['hint']), jnp.asarray([500.0])
   latent = data['z'].shape[1]
-  mask = jnp.zeros((1, latent, latent)).at[:, :, : latent // 2].set(1.0)
+  mask = jnp.zeros((latent, latent), bool).at[:, : latent // 2].set(True)
+  scheduler = SchedulerConfig(steps_offset=0)  # DDIM, 2 steps: step 0 is at t = 500
+  stage = StageInputs(sampling.make_sampler(scheduler, 'ddim', 2).schedule, ctx, ctx, hint, mask, jnp.ones_like(mask),
+                      token_weights(ORAG_TOKENS, ctx.shape[1]), jnp.asarray(ORAG_ETA, jnp.float32), jax.random.key(0))
+  static = lambda method: StepStatic('ddim', scheduler, 0.0, 1.0, 1.0, ORAG_LAYERS, 'sum', method)
+  control = lambda params, z: modules[1].apply({'params': params['controlnet']}, z, t, ctx, hint, 1.0)
 
   def step(params, z):
-    down, mid = cn.apply({'params': params[1]}, z, t, ctx, hint, 1.0)
-    return unet.apply({'params': params[0]}, z, t, ctx, down, mid)
+    return modules[0].apply({'params': params['unet']}, z, t, ctx, *control(params, z))
 
   def orag_step(params, z, method='exact'):
-    """The guided step by `method` (see GUIDANCE_METHODS): (UNet output fed to the solver, guided latent)."""
-    control = lambda latent: cn.apply({'params': params[1]}, latent, t, ctx, hint, 1.0)
-    guide = functools.partial(guided_latent, unet, params[0], z, t, ctx, mask, ORAG_TOKENS, ORAG_LAYERS, ORAG_ETA)
-    if method in ('exact', 'no_controlnet_grad'):
-      z1, _ = guide(control, control_gradient=method == 'exact')
-      return step(params, z1), z1
-    residuals = control(z)
-    z1, _, out = guide(residuals=residuals, with_output=True)
-    return (out if method == 'one_pass' else unet.apply({'params': params[0]}, z1, t, ctx, *residuals)), z1
+    """`pipeline.object_step`, guided, by `method` (see GUIDANCE_METHODS): the latent after the step."""
+    state, _ = object_step(modules, static(method), params, 0, sampling.initial_state(z), (True, z), stage)
+    return state.z
+
+  def solver_input(params, z, method):
+    """What that step gives its solver (`pipeline.step_output`): (UNet output, guided latent)."""
+    z1, _, out = step_output(modules, static(method), params, 0, z, True, stage)
+    return out, z1
 
   def energy(params, z):
     """Eq. 2 summed over ORAG_LAYERS at z, ControlNet residuals at z (the quantity every method lowers)."""
-    down, mid = cn.apply({'params': params[1]}, z, t, ctx, hint, 1.0)
-    _, maps = cross_attention_maps(unet, params[0], z, t, ctx, ORAG_LAYERS, down_residuals=down, mid_residual=mid)
-    return layers_energy(maps, mask, token_weights(ORAG_TOKENS, ctx.shape[1]), 1.0, 'sum').sum()
+    return denoiser_energy(modules[0], params['unet'], z, t, ctx, mask[None].astype(jnp.float32), stage.weights,
+                           ORAG_LAYERS, control_fn=lambda z: control(params, z))[0].sum()
 
-  return params, step, orag_step, energy
+  return params, step, orag_step, solver_input, energy
 
 
 def compile_timed(fn, *args):
@@ -186,7 +192,7 @@ def main():
         f'{args.latent}, batch 1, {args.dtype}; load {load()}', flush=True)
   t_unet, t_cn = (None, None) if args.skip_diffusers else diffusers_models(arch)
   state_dicts = None if args.skip_diffusers else (t_unet.state_dict(), t_cn.state_dict())
-  params, step, orag_step, energy = jax_steps(arch, state_dicts, data, jnp.dtype(args.dtype))
+  params, step, orag_step, solver_input, energy = jax_steps(arch, state_dicts, data, jnp.dtype(args.dtype))
   del state_dicts
   z = jnp.asarray(data['z'])
   compiled, compile_s, temp_gib = compile_timed(step, params, z)
@@ -198,12 +204,14 @@ def main():
     return
   del t_unet, t_cn
   gc.collect()
-  time_guided(ours, first_ours, orag_step, energy, params, z, args.reps, methods)
+  time_guided(ours, first_ours, orag_step, params, z, args.reps, methods)
+  if len(methods) > 1 or methods[0] != 'exact':
+    agreement(methods, solver_input, energy, params, z)
 
 
-def time_guided(ours, first_ours: float, orag_step, energy, params, z, reps: int, methods: tuple[str, ...]) -> None:
-  """Time the ORAG step (each of `methods`) against our plain step in turns; print the table, the peak RSS of
-  this phase and, for the approximations, how far their guidance is from the exact one."""
+def time_guided(ours, first_ours: float, orag_step, params, z, reps: int, methods: tuple[str, ...]) -> None:
+  """Time the ORAG step (each of `methods`) against our plain step in turns; print the table and the peak RSS of
+  this phase."""
   resident = memory_gib('VmRSS')
   reset_peak()
   compiled, first, extra = {}, {}, {}
@@ -224,16 +232,12 @@ def time_guided(ours, first_ours: float, orag_step, energy, params, z, reps: int
           f'{statistics.median(times[method]) / statistics.median(times["plain"]):.2f} (target <= 1.6)')
   print(f'peak RSS of the guided phase {memory_gib("VmHWM"):.1f} GiB (weights resident before {resident:.1f} GiB; '
         f'compile peak {compile_peak:.1f} GiB); load {load()}', flush=True)
-  if len(methods) > 1 or methods[0] != 'exact':
-    agreement({m: compiled[m] for m in methods}, orag_step, energy, params, z)
 
 
-def agreement(compiled: dict, orag_step, energy, params, z) -> None:
-  """Each method against the exact one (compiled here if not timed): cos(dE/dz), the eq. 2 energy's
-  decrease after one guidance update, and the UNet output the solver gets (relative difference)."""
-  if 'exact' not in compiled:
-    compiled['exact'] = jax.jit(functools.partial(orag_step, method='exact')).lower(params, z).compile()
-  results = {m: fn(params, z) for m, fn in compiled.items()}
+def agreement(methods: tuple[str, ...], solver_input, energy, params, z) -> None:
+  """Each method against the exact one: cos(dE/dz), the eq. 2 energy's decrease after one guidance update, and
+  the UNet output the solver gets (relative difference)."""
+  results = {m: jax.jit(functools.partial(solver_input, method=m))(params, z) for m in dict.fromkeys(('exact',) + methods)}
   e = jax.jit(energy)
   e0 = float(e(params, z))
   step_exact = z - results['exact'][1]

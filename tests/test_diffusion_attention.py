@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxsemic.diffusion.config import UNetConfig
-from jaxsemic.diffusion.guidance import attention_energy, guided_latent, resize_mask
+from jaxsemic.diffusion.guidance import attention_energy, guided_latent, resize_mask, token_weights
 from jaxsemic.diffusion.pretrained import random_params
 from jaxsemic.diffusion.unet import UNet2DConditionModel, cross_attention_maps
 
@@ -44,7 +44,8 @@ def test_energy_gradient_matches_finite_difference_and_guidance_lowers_it():
   with jax.enable_x64(True):
     unet, params, z, ctx, mask = _setup(jnp.float64)
     eta = 0.5
-    z1, e0 = jax.jit(lambda z: guided_latent(unet, params, z, 400, ctx, mask, TOKENS, [LAYER], eta))(z)
+    weights = token_weights(TOKENS, ctx.shape[1])
+    z1, e0, _ = jax.jit(lambda z: guided_latent(unet, params, z, 400, ctx, mask, weights, [LAYER], eta))(z)
     grad = (z - z1) / eta  # eq. 3 moved the latent by -eta * dE/dz
     assert np.all(np.isfinite(np.asarray(grad))) and np.abs(np.asarray(grad)).max() > 0
 

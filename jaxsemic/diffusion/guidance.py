@@ -64,31 +64,37 @@ def resize_mask(mask: jax.Array, hw: int, aspect: float) -> jax.Array:
   return jax.image.resize(mask.astype(jnp.float32), (mask.shape[0], h, w), 'linear')
 
 
-def guided_latent(unet: UNet2DConditionModel, params, latent: jax.Array, timestep: jax.Array,
-                  context: jax.Array, mask: jax.Array, tokens: Sequence[int], layers: Sequence[str],
-                  eta: float | jax.Array, control_fn: Callable | None = None, control_gradient: bool = True,
-                  residuals: tuple | None = None, with_output: bool = False) -> tuple[jax.Array, ...]:
-  """Eq. 3: z <- z - eta * dE/dz, E summed over `layers`; returns (new latent, energies [B]), and with
-  `with_output` the UNet's output at the old latent (the forward pass that gave the maps) third.
+def denoiser_energy(unet: UNet2DConditionModel, params, latent: jax.Array, timestep: jax.Array,
+                    context: jax.Array, mask: jax.Array, weights: jax.Array, layers: Sequence[str],
+                    reduce: str = 'sum', control_fn: Callable | None = None, control_gradient: bool = True,
+                    residuals: tuple | None = None) -> tuple[jax.Array, jax.Array]:
+  """Eq. 2 on `layers` of the UNet run at `latent`: (energies [B], the UNet's output).
 
-  `control_fn(z) -> (down residuals, mid residual)` adds a ControlNet's residuals, differentiated too (the
-  paper's dE/dz) unless `control_gradient=False`: then they are constants for dE/dz, an approximation that
-  skips the ControlNet's backward pass. `residuals` gives residuals computed beforehand (constants) instead.
+  `weights` are the token weights [L] or [B, L] (`token_weights`); `control_fn(z) -> (down residuals, mid
+  residual)` adds a ControlNet's residuals, differentiable through z unless `control_gradient=False` (then
+  constants: dE/dz skips the ControlNet's backward pass, an approximation); `residuals` gives residuals computed
+  beforehand (constants) instead.
   """
   if residuals is not None and control_fn is not None:
     raise ValueError('give control_fn or residuals, not both')
-  aspect = latent.shape[1] / latent.shape[2]
+  chex.assert_shape(weights, (..., context.shape[1]))
+  found = residuals if control_fn is None else control_fn(latent)
+  if found is not None and not control_gradient:
+    found = jax.lax.stop_gradient(found)
+  extra = {} if found is None else dict(zip(('down_residuals', 'mid_residual'), found))
+  out, maps = cross_attention_maps(unet, params, latent, timestep, context, layers, **extra)
+  return layers_energy(maps, mask, weights, latent.shape[1] / latent.shape[2], reduce), out
 
-  weights = token_weights(tokens, context.shape[1])
+
+def guided_latent(unet: UNet2DConditionModel, params, latent: jax.Array, timestep: jax.Array,
+                  context: jax.Array, mask: jax.Array, weights: jax.Array, layers: Sequence[str],
+                  eta: float | jax.Array, **energy_options) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Eq. 3: z <- z - eta * dE/dz with E = `denoiser_energy(..., **energy_options)` (reduce, control_fn,
+  control_gradient, residuals); returns (new latent, energies [B] at the old latent, the UNet's output there)."""
 
   def energy(z):
-    found = residuals if control_fn is None else control_fn(z)
-    if found is not None and not control_gradient:
-      found = jax.lax.stop_gradient(found)
-    extra = {} if found is None else dict(zip(('down_residuals', 'mid_residual'), found))
-    out, maps = cross_attention_maps(unet, params, z, timestep, context, layers, **extra)
-    per_example = layers_energy(maps, mask, weights, aspect, 'sum')
+    per_example, out = denoiser_energy(unet, params, z, timestep, context, mask, weights, layers, **energy_options)
     return per_example.sum(), (per_example, out)  # examples are independent: d(sum)/dz_b = dE_b/dz_b
 
   (_, (energies, out)), grad = jax.value_and_grad(energy, has_aux=True)(latent)
-  return (latent - eta * grad, energies, out) if with_output else (latent - eta * grad, energies)
+  return latent - eta * grad, energies, out

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsemic.diffusion import sampling
-from jaxsemic.diffusion.guidance import layers_energy, token_weights
+from jaxsemic.diffusion.guidance import guided_latent, token_weights
 from jaxsemic.diffusion.schedulers import SchedulerConfig
 from jaxsemic.diffusion.unet import cross_attention_maps
 from jaxsemic.diffusion.vae import image_to_latent, latent_to_image
@@ -262,39 +262,32 @@ def _denoise(modules, static: StepStatic, params, z, t, context, residuals=None)
   return modules[0].apply({'params': params['unet']}, z, t, text, down, mid)
 
 
-def _energy(modules, static: StepStatic, params, z, t, stage: StageInputs, residuals=None
-            ) -> tuple[jax.Array, jax.Array]:
-  """Eq. 2 on the chosen layers with the conditional prompt, through ControlNet and UNet: (a scalar, the UNet
-  output). Given `residuals`, or with any method but 'exact', the ControlNet's residuals are constants."""
-  if residuals is None:
-    residuals = _residuals(modules, static, params, z, t, stage.context, stage.cond)
-  if static.guidance_method != 'exact':
-    residuals = jax.lax.stop_gradient(residuals)
-  out, maps = cross_attention_maps(modules[0], params['unet'], z, t, stage.context, static.layers,
-                                   down_residuals=residuals[0], mid_residual=residuals[1])
-  energy = layers_energy(maps, stage.mask[None].astype(jnp.float32), stage.weights, z.shape[1] / z.shape[2],
-                         static.energy_reduce)[0]
-  return energy, out
-
-
 def guidance_step(modules, static: StepStatic, params, z: jax.Array, t: jax.Array, stage: StageInputs,
                   residuals=None) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """Eq. 3: z <- z - eta * dE/dz; returns (new latent, E before the step, the UNet output at the old z)."""
-  (e, out), grad = jax.value_and_grad(lambda z: _energy(modules, static, params, z, t, stage, residuals),
-                                      has_aux=True)(z)
-  return z - stage.eta * grad, e, out
+  """Eq. 3 on the chosen layers with the conditional prompt: (new latent, E before the step, the UNet output at
+  the old z). The ControlNet's `residuals` (computed before) are constants; without them it runs inside E,
+  differentiated with 'exact' only (static.guidance_method)."""
+  control = None if residuals is not None else (
+      lambda z: _residuals(modules, static, params, z, t, stage.context, stage.cond))
+  z, energy, out = guided_latent(modules[0], params['unet'], z, t, stage.context,
+                                 stage.mask[None].astype(jnp.float32), stage.weights, static.layers, stage.eta,
+                                 reduce=static.energy_reduce, control_fn=control, residuals=residuals,
+                                 control_gradient=static.guidance_method == 'exact')
+  return z, energy[0], out
 
 
-def _denoise_step(modules, static: StepStatic, params, i, state: sampling.State, stage: StageInputs,
-                  residuals=None, out=None) -> sampling.State:
-  """Algorithm 1, lines 10 / 16: one ControlNet-conditioned solver step (CFG when static.cfg_scale != 1);
-  `residuals` / `out` reuse ControlNet residuals / a model output computed before (the approximations)."""
+def _model_output(modules, static: StepStatic, params, z, t, stage: StageInputs, residuals=None) -> jax.Array:
+  """Algorithm 1, lines 10 / 16: the ControlNet-conditioned denoiser's output at z (CFG when static.cfg_scale
+  != 1); `residuals` reuses ControlNet residuals computed before (the approximations)."""
+  uncond = (stage.uncond, stage.cond) if static.cfg_scale != 1.0 else None
+  model = lambda params, z, t, context: _denoise(modules, static, params, z, t, context, residuals)
+  return sampling.model_output(model, params, z, t, (stage.context, stage.cond), uncond, static.cfg_scale)
+
+
+def _solver_update(static: StepStatic, stage: StageInputs, i, out: jax.Array, state: sampling.State
+                   ) -> sampling.State:
+  """The solver's step i from the denoiser's output."""
   sampler = sampling.Sampler(static.solver, static.scheduler, stage.schedule, static.ddim_eta)
-  t = stage.schedule.timesteps[i]
-  if out is None:
-    uncond = (stage.uncond, stage.cond) if static.cfg_scale != 1.0 else None
-    model = lambda params, z, t, context: _denoise(modules, static, params, z, t, context, residuals)
-    out = sampling.model_output(model, params, state.z, t, (stage.context, stage.cond), uncond, static.cfg_scale)
   return sampling.update(sampler, i, out, state, stage.key)
 
 
@@ -307,6 +300,21 @@ def _guided(static: StepStatic, guided: jax.Array, z: jax.Array, guide: Callable
   return z, energy, None
 
 
+def step_output(modules, static: StepStatic, params, i, z: jax.Array, guided: jax.Array, stage: StageInputs
+                ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """What an object step gives its solver: (z after eq. 3 if `guided` (t > T'), E before it or NaN, the
+  denoiser's output for the solver), by static.guidance_method."""
+  t = stage.schedule.timesteps[i]
+  residuals = None
+  if static.guidance_method in ('shared_controlnet', 'one_pass'):
+    residuals = _residuals(modules, static, params, z, t, stage.context, stage.cond)
+  z, energy, out = _guided(static, guided, z, lambda z: guidance_step(modules, static, params, z, t, stage, residuals),
+                           lambda z: _denoise(modules, static, params, z, t, (stage.context, stage.cond), residuals))
+  if out is None:
+    out = _model_output(modules, static, params, z, t, stage, residuals)
+  return z, energy, out
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def object_step(modules, static: StepStatic, params, i, state: sampling.State, per_step, stage: StageInputs):
   """One ORAG step: guidance if t > T' (eq. 3), the denoising step, the blend with the previous stage (eq. 4).
@@ -315,14 +323,8 @@ def object_step(modules, static: StepStatic, params, i, state: sampling.State, p
   Returns (state, (blended latent, energy before the guidance step or NaN)).
   """
   guided, background = per_step
-  t = stage.schedule.timesteps[i]
-  residuals = None
-  if static.guidance_method in ('shared_controlnet', 'one_pass'):
-    residuals = _residuals(modules, static, params, state.z, t, stage.context, stage.cond)
-  z, energy, out = _guided(static, guided, state.z,
-                           lambda z: guidance_step(modules, static, params, z, t, stage, residuals),
-                           lambda z: _denoise(modules, static, params, z, t, (stage.context, stage.cond), residuals))
-  state = _denoise_step(modules, static, params, i, state._replace(z=z), stage, residuals, out)
+  z, energy, out = step_output(modules, static, params, i, state.z, guided, stage)
+  state = _solver_update(static, stage, i, out, state._replace(z=z))
   blended = jnp.where(stage.keep[None, :, :, None], state.z, background)  # eq. 4 with a binary M_j
   return state._replace(z=blended), (blended, energy)
 
@@ -331,7 +333,8 @@ def object_step(modules, static: StepStatic, params, i, state: sampling.State, p
 def overall_step(modules, static: StepStatic, params, i, state: sampling.State, per_step, stage: StageInputs):
   """One step of the overall stage (Algorithm 1, line 16): no guidance, no mask."""
   del per_step
-  state = _denoise_step(modules, static, params, i, state, stage)
+  out = _model_output(modules, static, params, state.z, stage.schedule.timesteps[i], stage)
+  state = _solver_update(static, stage, i, out, state)
   return state, (state.z, jnp.full((), jnp.nan, state.z.dtype))
 
 
