@@ -10,14 +10,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxsemic.layers.conv import _xla_conv  # pylint: disable=protected-access
+
 Dtype = jnp.dtype
-NHWC = ('NHWC', 'HWIO', 'NHWC')
 
 
 def lax_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """Stride-1 NHWC convolution of an odd square HWIO kernel with symmetric 'same' padding."""
+  """Stride-1 NHWC convolution of an odd square HWIO kernel with symmetric 'same' padding (XLA's)."""
   p = (kernel.shape[0] - 1) // 2
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((p, p), (p, p)), dimension_numbers=NHWC)
+  return _xla_conv(x, kernel, 1, ((p, p), (p, p)))
 
 
 def input_grad_as_dot(dy: jax.Array, kernel: jax.Array) -> jax.Array:
