@@ -64,6 +64,14 @@ def test_energy_gradient_matches_finite_difference_and_guidance_lowers_it():
     assert float(e_after) < float(e0[0])  # one guidance step lowers the energy
 
 
+def test_guided_latent_wants_token_weights_not_indices():
+  unet, params, z, ctx, mask = _setup(jnp.float32)
+  guide = lambda tokens: jax.eval_shape(lambda z: guided_latent(unet, params, z, 400, ctx, mask, tokens, [LAYER], 0.5), z)
+  assert guide(token_weights(TOKENS, ctx.shape[1]))[1].shape == (1,)
+  with pytest.raises(AssertionError):
+    guide(jnp.asarray(TOKENS))
+
+
 def test_resize_mask_keeps_aspect():
   assert resize_mask(jnp.ones((1, 32, 64)), 4 * 8, 0.5).shape == (1, 4, 8)
 
