@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxsemic.layers.conv import _xla_conv  # pylint: disable=protected-access
+from jaxsemic.layers.conv import xla_conv
 
 Dtype = jnp.dtype
 
@@ -18,7 +18,7 @@ Dtype = jnp.dtype
 def lax_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """Stride-1 NHWC convolution of an odd square HWIO kernel with symmetric 'same' padding (XLA's)."""
   p = (kernel.shape[0] - 1) // 2
-  return _xla_conv(x, kernel, 1, ((p, p), (p, p)))
+  return xla_conv(x, kernel, 1, ((p, p), (p, p)))
 
 
 def input_grad_as_dot(dy: jax.Array, kernel: jax.Array) -> jax.Array:

@@ -30,7 +30,8 @@ Padding = tuple[tuple[int, int], tuple[int, int]]
 _DN = ("NHWC", "HWIO", "NHWC")
 
 
-def _xla_conv(x: Array, w: Array, stride: int, padding: Padding) -> Array:
+def xla_conv(x: Array, w: Array, stride: int, padding: Padding) -> Array:
+  """XLA's own NHWC x HWIO convolution (its own VJP)."""
   return jax.lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=_DN)
 
 
@@ -53,11 +54,11 @@ def weight_grad_taps(x: Array, g: Array, kh: int, kw: int, stride: int, padding:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _tap_conv(x: Array, w: Array, stride: int, padding: Padding) -> Array:
-  return _xla_conv(x, w, stride, padding)
+  return xla_conv(x, w, stride, padding)
 
 
 def _tap_conv_fwd(x, w, stride, padding):
-  return _xla_conv(x, w, stride, padding), (x, w)
+  return xla_conv(x, w, stride, padding), (x, w)
 
 
 def strided_input_grad(g: Array, w: Array, stride: int, padding: Padding, in_hw: tuple[int, int]) -> Array:
@@ -103,12 +104,12 @@ def _custom_bwd(stride, padding, taps, res, g):
   if stride > 1:
     dx = strided_input_grad(g, w, stride, padding, x.shape[1:3])
   else:
-    dx = jax.vjp(lambda x_: _xla_conv(x_, w, stride, padding), x)[1](g)[0]
+    dx = jax.vjp(lambda x_: xla_conv(x_, w, stride, padding), x)[1](g)[0]
   # Tap matmuls are memory-bound on x: below 32 output channels XLA's own weight gradient is faster.
   if taps and w.shape[-1] >= 32:
     dw = weight_grad_taps(x, g, w.shape[0], w.shape[1], stride, padding)
   else:
-    dw = jax.vjp(lambda w_: _xla_conv(x, w_, stride, padding), w)[1](g)[0]
+    dw = jax.vjp(lambda w_: xla_conv(x, w_, stride, padding), w)[1](g)[0]
   return dx.astype(x.dtype), dw.astype(w.dtype)
 
 
@@ -117,7 +118,7 @@ _tap_conv.defvjp(_tap_conv_fwd, _tap_conv_bwd)
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _phase_conv(x: Array, w: Array, stride: int, padding: Padding) -> Array:
-  return _xla_conv(x, w, stride, padding)
+  return xla_conv(x, w, stride, padding)
 
 
 def _phase_conv_bwd(stride, padding, res, g):
@@ -153,7 +154,7 @@ def conv2d(x: Array, w: Array, stride: int = 1, padding: Padding | None = None, 
     return _tap_conv(x, w, stride, padding)
   if mode == "phase" and stride > 1:  # stride 1: XLA's VJP is what the custom one would compute
     return _phase_conv(x, w, stride, padding)
-  return _xla_conv(x, w, stride, padding)
+  return xla_conv(x, w, stride, padding)
 
 
 def _flax_conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
