@@ -104,7 +104,7 @@ def torch_train_step(net, crops: np.ndarray):
 
 # --- ours (runs in the jaxsemic venv) ----------------------------------------------------------------------------
 
-def our_step(params, cfg, compute_dtype: str = "float32", donate: bool = True):
+def our_step(params, cfg, compute_dtype: str = "float32", donate: bool = True, microbatches: int = 1):
   """(jitted trainer step, initial state): `jaxsemic.training.step.train_step`, Adam 1e-4 after global-norm
   clipping to 1, lambda = LMBDA, as CompressAI's side (also used by train_step_modes.py)."""
   import jax  # pylint: disable=import-outside-toplevel
@@ -117,11 +117,12 @@ def our_step(params, cfg, compute_dtype: str = "float32", donate: bool = True):
   optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-4))
   step = jax.jit(lambda s, b, r: train_step(s, b, r, model=module, optimizer=optimizer,
                                             loss_fn=rate_distortion_loss, lmbda=LMBDA,
-                                            compute_dtype=compute_dtype), donate_argnums=0 if donate else ())
+                                            compute_dtype=compute_dtype, microbatches=microbatches),
+                 donate_argnums=0 if donate else ())
   return step, create_state(jax.tree.map(jax.numpy.asarray, params), optimizer)
 
 
-def our_stepper(weights: str, crops: np.ndarray, compute_dtype: str):
+def our_stepper(weights: str, crops: np.ndarray, compute_dtype: str, microbatches: int):
   """(first-step seconds, first loss, run(n) -> (seconds, CPU seconds per step, last loss)) for our side."""
   import jax  # pylint: disable=import-outside-toplevel
   from jaxsemic.codec.model_io import abstract_params  # pylint: disable=import-outside-toplevel
@@ -129,7 +130,8 @@ def our_stepper(weights: str, crops: np.ndarray, compute_dtype: str):
   with np.load(weights) as z:
     state_dict = {k: z[k] for k in z.files}
   cfg = cimport.infer_config(ARCH, state_dict)
-  step, state = our_step(cimport.convert(state_dict, cfg, abstract_params(cfg)), cfg, compute_dtype)
+  step, state = our_step(cimport.convert(state_dict, cfg, abstract_params(cfg)), cfg, compute_dtype,
+                         microbatches=microbatches)
   holder = {"state": state}
   batch = {"image": jax.device_put(crops)}
   rng = jax.random.PRNGKey(0)
@@ -158,11 +160,15 @@ def main() -> int:
   parser.add_argument("--compute-dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument("--conv-wgrad", default=os.environ.get("JAXSEMIC_CONV_WGRAD", "auto"),
                       choices=("auto", "taps", "xla"), help="our conv weight gradient (jaxsemic/layers/conv.py)")
+  parser.add_argument("--microbatches", type=int, default=0,
+                      help="our config.microbatches (0 = auto, as the trainer: jaxsemic/training/step.py)")
   reference_side.add_options(parser)
   args = parser.parse_args()
   if args.reference:
     reference(args)
     return 0
+  from jaxsemic.training.step import resolve_microbatches  # pylint: disable=import-outside-toplevel
+  microbatches = resolve_microbatches(args.microbatches, args.batch, args.size, "cpu")
   print(f"{ARCH} N={args.N} M={args.M}, batch {args.batch} at {args.size}^2; CPU {cpu_model()}, "
         f"{os.cpu_count()} cores; load average {load()} at start", flush=True)
   crops = train_crops(args.batch, args.size)
@@ -170,7 +176,7 @@ def main() -> int:
                                 ["--N", str(args.N), "--M", str(args.M)]) as ref:
     theirs_first = ref.info  # also means the weights are written
     os.environ["JAXSEMIC_CONV_WGRAD"] = args.conv_wgrad  # read when the step is traced
-    ours_first, ours_loss0, ours_run = our_stepper(ref.weights, crops, args.compute_dtype)
+    ours_first, ours_loss0, ours_run = our_stepper(ref.weights, crops, args.compute_dtype, microbatches)
     times = {"ours": [], "theirs": [], "ours_cpu": [], "theirs_cpu": []}
     for r in range(args.rounds):
       t, cpu, _ = ours_run(args.steps)
@@ -181,7 +187,8 @@ def main() -> int:
       times["theirs_cpu"].append(theirs["cpu"])
       print(f"round {r + 1}: ours {t:.3f} s/step ({cpu:.2f} CPU s), CompressAI {theirs['seconds']:.3f} s/step "
             f"({theirs['cpu']:.2f} CPU s), load {load()}", flush=True)
-  print(f"jax side: compute dtype {args.compute_dtype}, conv weight gradient {args.conv_wgrad}; torch {theirs_first['torch']}, "
+  print(f"jax side: compute dtype {args.compute_dtype}, conv weight gradient {args.conv_wgrad}, {microbatches} "
+        f"microbatch(es); torch {theirs_first['torch']}, "
         f"{theirs_first['threads']} threads")
   print(f"{'':28}{'ours':>10}{'CompressAI':>12}{'ours/theirs':>13}")
   print(f"{'first step incl. compile (s)':28}{ours_first:10.2f}{theirs_first['first']:12.2f}")

@@ -1,4 +1,4 @@
-"""Data parallelism: one train step on 8 fake CPU devices equals the same step on 1 device."""
+"""Data parallelism: one train step on 8 fake CPU devices equals the same step on 1 device (also with microbatches)."""
 
 from __future__ import annotations
 
@@ -42,13 +42,22 @@ for n in (1, 8):
     new, _ = step(jax.jit(init, out_shardings=shard)(), sharding.global_batch(batch, mesh),
                   jax.random.PRNGKey(1))
     results["perturbed"] = [np.asarray(x) for x in jax.tree.leaves(new.params)]
+for n in (1, 4):  # microbatches (items i::2 of each device's share) give the same step on any device count
+  mesh = sharding.make_mesh(jax.devices()[:n])
+  shard = sharding.tree_shardings(jax.eval_shape(init), sharding.replicated(mesh))
+  step = trainer.make_sharded_step(model, optimizer, standin_loss, config.lmbda, mesh, shard, microbatches=2)
+  new, metrics = step(jax.jit(init, out_shardings=shard)(), sharding.global_batch(batch, mesh),
+                      jax.random.PRNGKey(1))
+  results[f"mb{n}"] = (float(metrics["loss"]), [np.asarray(x) for x in jax.tree.leaves(new.params)])
+mb_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(results["mb1"][1], results["mb4"][1]))
 loss_diff = abs(results[1][0] - results[8][0])
 param_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(results[1][1], results[8][1]))
 perturbed = max(float(np.max(np.abs(a - b))) for a, b in zip(results[1][1], results["perturbed"]))
 moved = max(float(np.max(np.abs(a - b))) for a, b in zip(results[8][1], jax.tree.leaves(
     jax.jit(init)().params)))
 print(json.dumps({"loss": results[1][0], "loss_diff": loss_diff, "param_diff": param_diff,
-                  "moved": moved, "perturbed_diff": perturbed}))
+                  "moved": moved, "perturbed_diff": perturbed, "microbatch_param_diff": mb_diff,
+                  "microbatch_loss_diff": abs(results["mb1"][0] - results["mb4"][0])}))
 """
 
 
@@ -69,4 +78,5 @@ def test_one_step_on_8_devices_matches_1_device():
   assert r["param_diff"] < 1e-5
   assert r["moved"] > 1e-4  # the step really changed the parameters (lr 1e-3 Adam step)
   assert r["perturbed_diff"] > 1e-5  # and a different batch on one device is detected
+  assert r["microbatch_param_diff"] < 1e-5 and r["microbatch_loss_diff"] < 1e-5 * max(1.0, abs(r["loss"]))
   print(r)

@@ -29,6 +29,10 @@ def base_config() -> ml_collections.ConfigDict:
   # float32 | bfloat16: the transforms' layers in bfloat16 (jaxsemic/layers/precision.py); parameters, optimizer
   # state, entropy models and loss stay float32, and the codec (compress/decompress) is float32 regardless.
   c.compute_dtype = "float32"
+  # Gradient accumulation within a step: the batch on each device is split into this many equal parts whose
+  # gradients are averaged (one optimizer update, a noise key per part). 0 = auto: on CPU, parts of at most
+  # 2 crops of 256² (activations stay in cache; jaxsemic/training/step.py), elsewhere 1.
+  c.microbatches = 0
   c.max_nonfinite_steps = 5  # stop after this many NaN/inf steps in a row
   c.max_train_hours = 0.0  # > 0: stop (with a checkpoint) once this much wall time has passed
   c.dry_run = False  # build mesh, shardings, state shapes, data shard, compile one step; print; no training

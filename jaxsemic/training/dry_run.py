@@ -54,7 +54,8 @@ def dry_run(config: ml_collections.ConfigDict, *, model: nn.Module | None = None
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
   rng = jax.ShapeDtypeStruct(rng.shape, rng.dtype, sharding=sharding.replicated(run.mesh))
   step_fn = trainer.make_sharded_step(run.model, run.optimizer, run.loss_fn, config.lmbda, run.mesh,
-                                      run.state_shardings, config.get("compute_dtype", "float32"))
+                                      run.state_shardings, config.get("compute_dtype", "float32"),
+                                      trainer.microbatches(config, run.mesh))
   compiled = step_fn.lower(state, abstract_like(batch), rng).compile()
   shard_images = len(run.train_set.paths) // jax.process_count()
   numbers = {
@@ -62,6 +63,7 @@ def dry_run(config: ml_collections.ConfigDict, *, model: nn.Module | None = None
       "images": len(run.train_set.paths), "process_shard_images": shard_images,
       "batch_per_process": config.batch_size // jax.process_count(),
       "batch_per_device": config.batch_size // n_dev,
+      "microbatches": trainer.microbatches(config, run.mesh),
       "batch_mib_per_device": tree_bytes(batch) / n_dev / _MIB,
       "params_mib_per_device": tree_bytes(run.abstract.params) / _MIB,  # replicated
       "opt_state_mib_per_device": tree_bytes(run.abstract.opt_state) / _MIB,
@@ -79,7 +81,8 @@ def format_report(n: dict[str, float], process: int, local_shapes: dict[str, tup
       f"{n['local_devices']} local device(s)",
       f"  data: {n['images']} images, {n['process_shard_images']} in this process's shard; "
       f"local batch {shapes}",
-      f"  batch per device: {n['batch_per_device']} examples, {n['batch_mib_per_device']:.2f} MiB",
+      f"  batch per device: {n['batch_per_device']} examples in {n['microbatches']} microbatch(es), "
+      f"{n['batch_mib_per_device']:.2f} MiB",
       f"  params per device: {n['num_params']:,} parameters, {n['params_mib_per_device']:.2f} MiB "
       "(replicated)",
       f"  optimizer state per device: {n['opt_state_mib_per_device']:.2f} MiB",

@@ -23,7 +23,7 @@ from jaxsemic.layers import precision
 from jaxsemic.training import checkpoint, distributed, evaluate, sharding
 from jaxsemic.training.logger import MetricLogger
 from jaxsemic.training.state import TrainState, create_state, make_optimizer
-from jaxsemic.training.step import LossFn, train_step
+from jaxsemic.training.step import LossFn, resolve_microbatches, train_step
 
 CONFIG_FILE = "config.json"
 PREEMPTED_EXIT_STATUS = 143  # 128 + SIGTERM, what schedulers expect from a job that stopped on SIGTERM
@@ -79,10 +79,11 @@ def params_from_model_dir(path: str, abstract_params: Any) -> Any:
 
 
 def make_sharded_step(model: nn.Module, optimizer, loss_fn: LossFn, lmbda: float,
-                      mesh: jax.sharding.Mesh, state_shardings: Any, compute_dtype: str = "float32"):
+                      mesh: jax.sharding.Mesh, state_shardings: Any, compute_dtype: str = "float32",
+                      microbatches: int = 1):
   """train_step jitted with explicit shardings: state replicated, batch split over 'data', state donated."""
   step = functools.partial(train_step, model=model, optimizer=optimizer, loss_fn=loss_fn,
-                           lmbda=lmbda, compute_dtype=compute_dtype)
+                           lmbda=lmbda, compute_dtype=compute_dtype, microbatches=microbatches)
   repl = sharding.replicated(mesh)
   return jax.jit(step, in_shardings=(state_shardings, sharding.batch_sharding(mesh), repl),
                  out_shardings=(state_shardings, repl), donate_argnums=0)
@@ -233,6 +234,15 @@ class Run(NamedTuple):
   loader: Any  # this process's grain.DataLoader
 
 
+def microbatches(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> int:
+  """`config.microbatches` resolved for this mesh and backend (step.resolve_microbatches)."""
+  try:
+    return resolve_microbatches(config.get("microbatches", 0), config.batch_size // mesh.shape[sharding.DATA_AXIS],
+                                config.data.crop_size, jax.default_backend())
+  except ValueError as e:
+    raise UserError(f"config.microbatches: {e}") from e
+
+
 def build(config: ml_collections.ConfigDict, model: nn.Module | None = None,
           loss_fn: LossFn | None = None) -> Run:
   """The mesh over all devices, the model and loss (registry defaults), optimizer, shapes and data shard."""
@@ -242,6 +252,7 @@ def build(config: ml_collections.ConfigDict, model: nn.Module | None = None,
     raise UserError(f"config.compute_dtype: {e}") from e
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.batch_size, mesh)
+  microbatches(config, mesh)
   train_set = pipeline.find_train_set(config.data, text_dim_of(config.model))
   loader = pipeline.make_train_loader(config, train_set, process_index=jax.process_index(),
                                       process_count=jax.process_count())
@@ -292,7 +303,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   else:
     log.message(f"resumed from checkpoint at step {int(sharding.to_host(state.step))}")
   step_fn = make_sharded_step(model, optimizer, loss_fn, config.lmbda, mesh, state_shardings,
-                              config.get("compute_dtype", "float32"))
+                              config.get("compute_dtype", "float32"), microbatches(config, mesh))
   train_rng = jax.device_put(train_rng, sharding.replicated(mesh))
 
   window = _MetricWindow(_NonFiniteGuard(config.max_nonfinite_steps, log))
