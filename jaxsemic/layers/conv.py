@@ -11,7 +11,9 @@ on CPU that computes it that way and keeps XLA's weight gradient (`JAXSEMIC_CONV
 `taps` also replaces the weight gradient by one [cin, cout] matmul per kernel tap: faster on the Xeon where it
 was written, 2-2.6x slower than XLA's on the AMD EPYC measured since (each tap's strided slice of x is a copy, and
 the copies are memory-bound). `xla` is XLA's own VJP everywhere (`benchmarks/conv_weight_grad.py` measures all
-three per layer shape).
+three per layer shape). `auto` on CPU also gives `TransposedConv` one weight gradient, that of the strided conv
+which is its adjoint, instead of the s*s phase convs' (`transposed_weight_grad`): with the trainer's CPU
+microbatches the bmshj2018 step took 1.128 s against 1.234 s (min of 5, interleaved).
 """
 
 from __future__ import annotations
@@ -239,7 +241,46 @@ class TransposedConv(nn.Module):
       raise ValueError(f"a {k}x{k} stride-{s} transposed conv leaves output phases empty")
     if self.features < 16:  # few outputs (e.g. RGB): one conv to s*s*out channels is faster on XLA:CPU
       return _window_form(x, kernel, phases, s) + bias.astype(x.dtype)
-    return phase_convs(x, kernel, phases, phases) + bias.astype(x.dtype)
+    if _vjp_mode() == "phase":
+      return _transposed_conv(x, kernel, s) + bias.astype(x.dtype)
+    return _phase_form(x, kernel, s) + bias.astype(x.dtype)
+
+
+def transposed_weight_grad(x: Array, g: Array, k: int, s: int) -> Array:
+  """d<tconv(x, w), g>/dw ([k, k, in, out]) as the weight gradient of the strided conv of g that is its adjoint.
+
+  dw[t, u, i, o] = sum x[b, m, n, i] g[b, s*m + t - k//2, s*n + u - k//2, o]: the weight gradient of
+  conv(g, v, stride s, padding k//2) with x as its output gradient, transposed to [k, k, in, out].
+  """
+  p = k // 2
+  pad = ((p, k - p - s), (p, k - p - s))  # as many output rows as x has
+  zero = jnp.zeros((k, k) + g.shape[-1:] + x.shape[-1:], g.dtype)
+  dv = jax.vjp(lambda v: xla_conv(g, v, s, pad), zero)[1](x.astype(g.dtype))[0]
+  return dv.transpose(0, 1, 3, 2)
+
+
+def _phase_form(x: Array, kernel: Array, s: int) -> Array:
+  phases = polyphase_index(kernel.shape[0], s, kernel.shape[0] // 2)
+  return phase_convs(x, kernel, phases, phases)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _transposed_conv(x: Array, kernel: Array, s: int) -> Array:
+  """The phase convs of a k x k stride-s transposed conv, with `transposed_weight_grad` as weight gradient."""
+  return _phase_form(x, kernel, s)
+
+
+def _transposed_conv_fwd(x, kernel, s):
+  return _phase_form(x, kernel, s), (x, kernel)
+
+
+def _transposed_conv_bwd(s, res, g):
+  x, kernel = res
+  dx = jax.vjp(lambda x_: _phase_form(x_, kernel, s), x)[1](g)[0]  # linear in x: its forward is dropped
+  return dx, transposed_weight_grad(x, g, kernel.shape[0], s).astype(kernel.dtype)
+
+
+_transposed_conv.defvjp(_transposed_conv_fwd, _transposed_conv_bwd)
 
 
 def _window_form(x: Array, kernel: Array, phases, s: int) -> Array:
