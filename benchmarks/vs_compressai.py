@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 import reference_side
+from machine import cpu_model
 
 ARCH = "bmshj2018-hyperprior"
 LMBDA = 0.0067  # CompressAI's quality-5 lambda
@@ -85,12 +86,9 @@ def reference(args) -> dict:
 
 def ours(args, weights: str, inputs: str) -> dict:
   import jax
-  import optax
   from jaxsemic.codec import api
   from jaxsemic.codec.model_io import CodecModel, abstract_params
-  from jaxsemic.losses import rate_distortion_loss
-  from jaxsemic.training.state import create_state
-  from jaxsemic.training.step import train_step
+  from jaxsemic.training.step import resolve_microbatches
   from jaxsemic.zoo import compressai_import as cimport
   with np.load(weights) as z:
     state = {k: z[k] for k in z.files}
@@ -107,10 +105,10 @@ def ours(args, weights: str, inputs: str) -> dict:
     res["bytes"] = len(data)
 
   res["codec_first"], res["codec_seconds"] = _timed(codec, args.repeats)
-  optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-4))
-  step = jax.jit(lambda s, b, r: train_step(s, b, r, model=model.module, optimizer=optimizer,
-                                            loss_fn=rate_distortion_loss, lmbda=LMBDA), donate_argnums=0)
-  holder = {"state": create_state(jax.tree.map(jax.numpy.asarray, params), optimizer)}
+  from train_throughput import our_step  # pylint: disable=import-outside-toplevel  (benchmarks/)
+  res["microbatches"] = resolve_microbatches(0, crops.shape[0], crops.shape[1], jax.default_backend())
+  step, state = our_step(params, cfg, microbatches=res["microbatches"])  # the trainer's auto microbatches
+  holder = {"state": state}
   batch = {"image": jax.numpy.asarray(crops)}
   rng = jax.random.PRNGKey(0)
 
@@ -141,7 +139,8 @@ def main() -> int:
     ref.close()  # it has measured everything: our side runs alone, as before
     mine = ours(args, ref.weights, ref.inputs)
   load = os.getloadavg()[0]
-  print(f"{ARCH} N={args.N} M={args.M}; CPU cores {os.cpu_count()}, load average {load:.1f} (shared machine)")
+  print(f"{ARCH} N={args.N} M={args.M}; CPU {cpu_model()}, {os.cpu_count()} cores, load average {load:.1f}; "
+        f"our step in {mine['microbatches']} microbatch(es) (the trainer's CPU auto)")
   print(f"{'':34}{'ours':>10}{'CompressAI':>12}{'ours/theirs':>13}")
   rows = [("compress+decompress 768x512 (s)", mine["codec_seconds"], theirs["codec_seconds"], "<= 0.7"),
           ("training step b8 256^2 (s)", mine["step_seconds"], theirs["step_seconds"], ""),
