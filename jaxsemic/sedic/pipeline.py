@@ -291,16 +291,16 @@ def _solver_update(static: StepStatic, stage: StageInputs, i, out: jax.Array, st
   return sampling.update(sampler, i, out, state, stage.key)
 
 
-def _guided(static: StepStatic, guided: jax.Array, z: jax.Array, guide: Callable, unguided_out: Callable):
-  """lax.cond on `guided`: guide(z) -> (z', E, out) or (z, NaN, unguided_out(z)); `out` only for 'one_pass'."""
+def _guided(static: StepStatic, guided: bool, z: jax.Array, guide: Callable, unguided_out: Callable):
+  """guide(z) -> (z', E, out) if `guided`, else (z, NaN, unguided_out(z)); `out` only for 'one_pass'."""
+  if guided:
+    z, energy, out = guide(z)
+    return z, energy, out if static.guidance_method == 'one_pass' else None
   nan = jnp.full((), jnp.nan, z.dtype)
-  if static.guidance_method == 'one_pass':
-    return jax.lax.cond(guided, guide, lambda z: (z, nan, unguided_out(z)), z)
-  z, energy = jax.lax.cond(guided, lambda z: guide(z)[:2], lambda z: (z, nan), z)
-  return z, energy, None
+  return z, nan, unguided_out(z) if static.guidance_method == 'one_pass' else None
 
 
-def step_output(modules, static: StepStatic, params, i, z: jax.Array, guided: jax.Array, stage: StageInputs
+def step_output(modules, static: StepStatic, params, i, z: jax.Array, guided: bool, stage: StageInputs
                 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """What an object step gives its solver: (z after eq. 3 if `guided` (t > T'), E before it or NaN, the
   denoiser's output for the solver), by static.guidance_method."""
@@ -315,14 +315,21 @@ def step_output(modules, static: StepStatic, params, i, z: jax.Array, guided: ja
   return z, energy, out
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
 def object_step(modules, static: StepStatic, params, i, state: sampling.State, per_step, stage: StageInputs):
   """One ORAG step: guidance if t > T' (eq. 3), the denoising step, the blend with the previous stage (eq. 4).
 
-  per_step = (guided: bool [], background: the previous stage's latent after this step [1, h, w, C]).
-  Returns (state, (blended latent, energy before the guidance step or NaN)).
+  per_step = (guided: a host bool, background: the previous stage's latent after this step [1, h, w, C]).
+  Returns (state, (blended latent, energy before the guidance step or NaN)). `guided` picks one of two
+  compiled programs: a lax.cond around the guidance made the guided step 25 % slower on XLA:CPU (SD-1.5 size:
+  12.11 s against 9.73 s, benchmarks/diffusion_step.py, docs/diffusion.md).
   """
   guided, background = per_step
+  return _object_step(modules, static, bool(guided), params, i, state, background, stage)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _object_step(modules, static: StepStatic, guided: bool, params, i, state: sampling.State, background,
+                 stage: StageInputs):
   z, energy, out = step_output(modules, static, params, i, state.z, guided, stage)
   state = _solver_update(static, stage, i, out, state._replace(z=z))
   blended = jnp.where(stage.keep[None, :, :, None], state.z, background)  # eq. 4 with a binary M_j
@@ -447,7 +454,7 @@ def decode(reference_image: np.ndarray, texts: Texts, masks: np.ndarray, compone
                         jnp.asarray(keep), token_weights(tokens[j], components.text_length),
                         jnp.asarray(cfg.eta, jnp.float32), solver_key(keys['objects'][j]))
     result = _run_stage(object_step, modules, static, params, stage, initial_noise(keys['objects'][j], shape),
-                        (jnp.asarray(guided), background), cfg.object_steps, name, on_step)
+                        (np.asarray(guided), background), cfg.object_steps, name, on_step)
     background = result.trajectory
     t0 = time.perf_counter()
     cond = _next_condition(vae, vae_params, result.latent, cfg)
