@@ -90,7 +90,8 @@ def conv_general_dilated(x, kernel, window_strides, padding, lhs_dilation=None, 
   Only on CPU, where it was measured: elsewhere (cuDNN, TPU) XLA's own convolution and its VJP stay.
   """
   k = kernel.shape[0]
-  plain = (jax.default_backend() == "cpu" and x.ndim == 4 and kernel.shape[:2] == (k, k) and k % 2 == 1 and tuple(window_strides) == (1, 1)
+  plain = (jax.default_backend() == "cpu" and x.ndim == 4 and kernel.shape[:2] == (k, k) and k % 2 == 1
+           and tuple(window_strides) == (1, 1)
            and [tuple(p) for p in padding] == [((k - 1) // 2,) * 2] * 2 and feature_group_count == 1
            and not any(d != 1 for d in (lhs_dilation or ()) + (rhs_dilation or ())) and precision is None
            and tuple(dimension_numbers.lhs_spec) == (0, 3, 1, 2) and tuple(dimension_numbers.rhs_spec) == (3, 2, 0, 1))

@@ -55,7 +55,7 @@ def dry_run(config: ml_collections.ConfigDict, *, model: nn.Module | None = None
   rng = jax.ShapeDtypeStruct(rng.shape, rng.dtype, sharding=sharding.replicated(run.mesh))
   step_fn = trainer.make_sharded_step(run.model, run.optimizer, run.loss_fn, config.lmbda, run.mesh,
                                       run.state_shardings, config.get("compute_dtype", "float32"),
-                                      trainer.microbatches(config, run.mesh))
+                                      run.microbatches)
   compiled = step_fn.lower(state, abstract_like(batch), rng).compile()
   shard_images = len(run.train_set.paths) // jax.process_count()
   numbers = {
@@ -63,7 +63,7 @@ def dry_run(config: ml_collections.ConfigDict, *, model: nn.Module | None = None
       "images": len(run.train_set.paths), "process_shard_images": shard_images,
       "batch_per_process": config.batch_size // jax.process_count(),
       "batch_per_device": config.batch_size // n_dev,
-      "microbatches": trainer.microbatches(config, run.mesh),
+      "microbatches": run.microbatches,
       "batch_mib_per_device": tree_bytes(batch) / n_dev / _MIB,
       "params_mib_per_device": tree_bytes(run.abstract.params) / _MIB,  # replicated
       "opt_state_mib_per_device": tree_bytes(run.abstract.opt_state) / _MIB,

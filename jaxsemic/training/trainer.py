@@ -232,13 +232,15 @@ class Run(NamedTuple):
   state_shardings: Any
   train_set: pipeline.TrainSet
   loader: Any  # this process's grain.DataLoader
+  microbatches: int  # config.microbatches resolved for this mesh and backend
 
 
 def microbatches(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> int:
   """`config.microbatches` resolved for this mesh and backend (step.resolve_microbatches)."""
   try:
-    return resolve_microbatches(config.get("microbatches", 0), config.batch_size // mesh.shape[sharding.DATA_AXIS],
-                                config.data.crop_size, jax.default_backend())
+    per_device = config.batch_size // mesh.shape[sharding.DATA_AXIS]
+    return resolve_microbatches(config.get("microbatches", 0), per_device, config.data.crop_size,
+                                jax.default_backend())
   except ValueError as e:
     raise UserError(f"config.microbatches: {e}") from e
 
@@ -252,7 +254,7 @@ def build(config: ml_collections.ConfigDict, model: nn.Module | None = None,
     raise UserError(f"config.compute_dtype: {e}") from e
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.batch_size, mesh)
-  microbatches(config, mesh)
+  parts = microbatches(config, mesh)
   train_set = pipeline.find_train_set(config.data, text_dim_of(config.model))
   loader = pipeline.make_train_loader(config, train_set, process_index=jax.process_index(),
                                       process_count=jax.process_count())
@@ -263,7 +265,7 @@ def build(config: ml_collections.ConfigDict, model: nn.Module | None = None,
   init = init_state_fn(model, optimizer, config, config.seed)
   abstract = jax.eval_shape(init)
   state_shardings = sharding.tree_shardings(abstract, sharding.replicated(mesh))
-  return Run(mesh, model, loss_fn, optimizer, init, abstract, state_shardings, train_set, loader)
+  return Run(mesh, model, loss_fn, optimizer, init, abstract, state_shardings, train_set, loader, parts)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
@@ -303,7 +305,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   else:
     log.message(f"resumed from checkpoint at step {int(sharding.to_host(state.step))}")
   step_fn = make_sharded_step(model, optimizer, loss_fn, config.lmbda, mesh, state_shardings,
-                              config.get("compute_dtype", "float32"), microbatches(config, mesh))
+                              config.get("compute_dtype", "float32"), run.microbatches)
   train_rng = jax.device_put(train_rng, sharding.replicated(mesh))
 
   window = _MetricWindow(_NonFiniteGuard(config.max_nonfinite_steps, log))
