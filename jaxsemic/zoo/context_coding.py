@@ -106,13 +106,19 @@ def schedule(h: int, w: int, order: str = "wavefront") -> tuple[np.ndarray, np.n
   return rows, cols
 
 
-@functools.partial(jax.jit, static_argnums=0, donate_argnums=3)
-def coding_step(module, params, hyper: Array, y_pad: Array, y: Array, prev: tuple, rows: Array, cols: Array,
-                scale_table: Array):
+@functools.partial(jax.jit, static_argnums=0)
+def context_matrix(module, params) -> Array:
+  """The context model's causal-tap matrix, gathered once per image instead of once per step."""
+  return module.apply({"params": params}, method="context_matrix")
+
+
+@functools.partial(jax.jit, static_argnums=0, donate_argnums=4)
+def coding_step(module, params, matrix: Array, hyper: Array, y_pad: Array, y: Array, prev: tuple, rows: Array,
+                cols: Array, scale_table: Array):
   """One step of a `schedule`: writes the previous step's y_hat, then evaluates this step's positions as a batch.
 
-  prev: (rows [B], cols [B], symbols [B,M], means [B,M]) of the previous step (rows -1: nothing to write);
-  rows, cols [B]: this step's positions (-1 pads). y_pad [h+4, w+4, M] holds the decoded latents (donated).
+  matrix: `context_matrix(module, params)`; prev: (rows [B], cols [B], symbols [B,M], means [B,M]) of the previous
+  step (rows -1: nothing to write); rows, cols [B]: this step's positions (-1 pads). y_pad [h+4, w+4, M] holds the decoded latents (donated).
   Returns (y_pad, scales, means, scale indices, proposed symbols round(y - mean)), all [B,M] but y_pad; pad
   rows have index 0. The same program serves every step, order, encoder and decoder (one compile per shape).
   """
@@ -125,7 +131,8 @@ def coding_step(module, params, hyper: Array, y_pad: Array, y: Array, prev: tupl
   valid = rows >= 0
   rs, cs = jnp.where(valid, rows, 0), jnp.where(valid, cols, 0)
   windows = jax.vmap(lambda i, j: jax.lax.dynamic_slice(y_pad, (i, j, 0), (k, k, m)))(rs, cs)
-  scales, means = module.apply({"params": params}, hyper[rs, cs], windows, method="context_params_many")
+  scales, means = module.apply({"params": params}, hyper[rs, cs], windows, matrix,
+                               method="context_params_many")
   idx = jnp.where(valid[:, None], scale_index(scales, scale_table), 0)
   return y_pad, scales, means, idx, jnp.round(y[rs, cs] - means).astype(jnp.int32)
 
@@ -145,18 +152,19 @@ def _scheduled(module, params, hyper: Array, y: Array, scale_table: np.ndarray,
   rows, cols = schedule(h, w, order)
   hyper, y, table = jnp.asarray(hyper), jnp.asarray(y), jnp.asarray(scale_table, jnp.float32)
   y_pad = jnp.zeros((h + CONTEXT_KERNEL - 1, w + CONTEXT_KERNEL - 1, m), y.dtype)
+  matrix = context_matrix(module, params)
   nothing = np.full(rows.shape[1], -1, np.int32)
   prev = (nothing, nothing, np.zeros((rows.shape[1], m), np.int32), jnp.zeros((rows.shape[1], m), y.dtype))
   chunks, coded = [], []
   for r, c in zip(rows, cols):
-    y_pad, scales, means, idx, proposed = coding_step(module, params, hyper, y_pad, y, prev, r, c, table)
+    y_pad, scales, means, idx, proposed = coding_step(module, params, matrix, hyper, y_pad, y, prev, r, c, table)
     valid = r >= 0
     sym = np.zeros(proposed.shape, np.int32)
     sym[valid] = host(np.asarray(idx)[valid], np.asarray(proposed)[valid])
     chunks.append((sym[valid], np.asarray(idx)[valid]))
     coded.append((sym, means, scales))
     prev = (r, c, sym, means)
-  y_pad = coding_step(module, params, hyper, y_pad, y, prev, nothing, nothing, table)[0]
+  y_pad = coding_step(module, params, matrix, hyper, y_pad, y, prev, nothing, nothing, table)[0]
   p = CONTEXT_KERNEL // 2
   syms, means, scales = (jnp.stack(a) for a in zip(*coded))
   return np.asarray(y_pad)[p:p + h, p:p + w], chunks, float(_bits(syms, means, scales, jnp.asarray(rows >= 0)))

@@ -71,17 +71,23 @@ class MaskedConv(nn.Module):
     """Context features of one position from its k x k neighbourhood [k,k,in] -> [features]."""
     return jnp.einsum("hwi,hwio->o", window, self.masked_kernel().astype(window.dtype)) + self.bias
 
-  def at_many(self, windows: Array) -> Array:
+  def causal_matrix(self) -> Array:
+    """The kernel's (k*k - 1)/2 causal taps as one [taps*in, features] matrix (what `at_many` multiplies by)."""
+    taps = np.flatnonzero(causal_mask(self.kernel_size)[:, :, 0, 0].ravel())
+    kern = self.kernel.reshape(self.kernel_size ** 2, self.in_features, self.features)
+    return kern[taps].reshape(-1, self.features)
+
+  def at_many(self, windows: Array, matrix: Array) -> Array:
     """Context features of B positions from their neighbourhoods [B,k,k,in] -> [B,features], causal taps only.
 
-    One [B, taps*in] x [taps*in, features] matmul over the (k*k - 1)/2 taps the mask keeps (half the work of
-    the full window). Rows are independent: a position's numbers depend on its row only, not on the other rows.
+    One [B, taps*in] x [taps*in, features] matmul with `causal_matrix()` (half the work of the full window);
+    the matrix is an argument so that a caller evaluating many batches gathers it once. Rows are independent:
+    a position's numbers depend on its row only, not on the other rows.
     """
     taps = np.flatnonzero(causal_mask(self.kernel_size)[:, :, 0, 0].ravel())
     k2 = self.kernel_size ** 2
     x = windows.reshape(windows.shape[0], k2, -1)[:, taps].reshape(windows.shape[0], -1)
-    kern = self.kernel.reshape(k2, self.in_features, self.features)[taps].reshape(-1, self.features)
-    return x @ kern.astype(x.dtype) + self.bias
+    return x @ matrix.astype(x.dtype) + self.bias
 
 
 class EntropyParameters(nn.Module):
@@ -140,9 +146,14 @@ class JointAutoregressive(MeanScaleHyperprior):
     h = jnp.concatenate([hyper_px, ctx])[None, None, None, :]
     return split_scales_means(self.entropy_parameters(h)[0, 0, 0])
 
-  def context_params_many(self, hyper_px: Array, windows: Array) -> tuple[Array, Array]:
-    """(scales, means) [B,M] of B positions from their hyper params [B,2M] and y_hat neighbourhoods [B,k,k,M]."""
-    ctx = self.context_prediction.at_many(windows)
+  def context_matrix(self) -> Array:
+    """The context model's causal taps as one matrix (`MaskedConv.causal_matrix`), for `context_params_many`."""
+    return self.context_prediction.causal_matrix()
+
+  def context_params_many(self, hyper_px: Array, windows: Array, matrix: Array) -> tuple[Array, Array]:
+    """(scales, means) [B,M] of B positions from their hyper params [B,2M], y_hat neighbourhoods [B,k,k,M]
+    and `context_matrix()`."""
+    ctx = self.context_prediction.at_many(windows, matrix)
     h = jnp.concatenate([hyper_px, ctx], axis=-1)[:, None, None, :]
     return split_scales_means(self.entropy_parameters(h)[:, 0, 0])
 
