@@ -4,10 +4,11 @@ diffusers' models are built with seeded random weights (its zero-initialised Con
 random values, so the residuals are not all zero) and converted to ours (`params_from_state_dict`). Batch 1,
 77 context tokens, a 64x64 latent (512x512 hint), float32. Each side's first call is timed apart (ours includes
 tracing and XLA compilation); then the sides take turns (ours, diffusers, ours, ...) for --reps rounds. The
-ORAG step of SEDIC as its decoder runs it (`sedic.pipeline.object_step` at t = 500, eta 40: eq. 3's dE/dz
-through the cross-attention maps of three `up_blocks.1` layers, summed, through ControlNet and UNet, then the
-ControlNet + UNet step, the DDIM update and the eq. 4 blend) is timed against our plain step in turns too, after
-diffusers' models are freed; its peak RSS is the process' high-water mark during that phase (reset via
+ORAG step of SEDIC as its decoder runs it (the compiled program `sedic.pipeline.object_step` calls at top level,
+at t = 500, eta 40: eq. 3's dE/dz through the cross-attention maps of three `up_blocks.1` layers, summed,
+through ControlNet and UNet, then the ControlNet + UNet step, the DDIM update and the eq. 4 blend) is timed in
+turns with our plain step and the decoder's unguided object step (the same program without the guidance),
+after diffusers' models are freed; its peak RSS is the process' high-water mark during that phase (reset via
 /proc/self/clear_refs).
 Prints the CPU model and the load average with every result.
 
@@ -37,7 +38,7 @@ from jaxsemic.diffusion.guidance import denoiser_energy, token_weights
 from jaxsemic.diffusion.pretrained import params_from_state_dict, random_params
 from jaxsemic.diffusion.schedulers import SchedulerConfig
 from jaxsemic.diffusion.unet import UNet2DConditionModel
-from jaxsemic.sedic.pipeline import GUIDANCE_METHODS, StageInputs, StepStatic, object_step, step_output
+from jaxsemic.sedic.pipeline import GUIDANCE_METHODS, StageInputs, StepStatic, object_step_program, step_output
 from machine import cpu_model, load
 
 SD15 = dict(in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
@@ -130,10 +131,11 @@ def jax_steps(arch: dict, state_dicts, data: dict[str, np.ndarray], dtype):
   def step(params, z):
     return modules[0].apply({'params': params['unet']}, z, t, ctx, *control(params, z))
 
-  def orag_step(params, z, method='exact'):
-    """`pipeline.object_step`, guided, by `method` (see GUIDANCE_METHODS): the latent after the step."""
-    state, _ = object_step(modules, static(method), params, 0, sampling.initial_state(z), (True, z), stage)
-    return state.z
+  def object_program(params, z, method='exact', guided=True):
+    """(compiled, its arguments): the program `pipeline.object_step` calls for step 0, compiled as the decoder
+    compiles it (guided or not, the guidance by `method`, see GUIDANCE_METHODS)."""
+    args = (params, jnp.asarray(0, jnp.int32), sampling.initial_state(z), z, stage)
+    return object_step_program.lower(modules, static(method), guided, *args).compile(), args
 
   def solver_input(params, z, method):
     """What that step gives its solver (`pipeline.step_output`): (UNet output, guided latent)."""
@@ -145,7 +147,7 @@ def jax_steps(arch: dict, state_dicts, data: dict[str, np.ndarray], dtype):
     return denoiser_energy(modules[0], params['unet'], z, t, ctx, mask[None].astype(jnp.float32), stage.weights,
                            ORAG_LAYERS, control_fn=lambda z: control(params, z))[0].sum()
 
-  return params, step, orag_step, solver_input, energy
+  return params, step, object_program, solver_input, energy
 
 
 def compile_timed(fn, *args):
@@ -168,7 +170,7 @@ def take_turns(fns: dict, reps: int) -> dict[str, list[float]]:
 
 def row(name: str, times: list[float], first: float, extra: str = '') -> str:
   """One table line: min and median seconds, first-call seconds."""
-  return (f'{name:34}{min(times):9.2f}{statistics.median(times):9.2f}{first:11.1f}  {extra}').rstrip()
+  return (f'{name:40}{min(times):9.2f}{statistics.median(times):9.2f}{first:11.1f}  {extra}').rstrip()
 
 
 def main():
@@ -192,7 +194,7 @@ def main():
         f'{args.latent}, batch 1, {args.dtype}; load {load()}', flush=True)
   t_unet, t_cn = (None, None) if args.skip_diffusers else diffusers_models(arch)
   state_dicts = None if args.skip_diffusers else (t_unet.state_dict(), t_cn.state_dict())
-  params, step, orag_step, solver_input, energy = jax_steps(arch, state_dicts, data, jnp.dtype(args.dtype))
+  params, step, object_program, solver_input, energy = jax_steps(arch, state_dicts, data, jnp.dtype(args.dtype))
   del state_dicts
   z = jnp.asarray(data['z'])
   compiled, compile_s, temp_gib = compile_timed(step, params, z)
@@ -204,32 +206,38 @@ def main():
     return
   del t_unet, t_cn
   gc.collect()
-  time_guided(ours, first_ours, orag_step, params, z, args.reps, methods)
+  time_guided(ours, first_ours, object_program, params, z, args.reps, methods)
   if len(methods) > 1 or methods[0] != 'exact':
     agreement(methods, solver_input, energy, params, z)
 
 
-def time_guided(ours, first_ours: float, orag_step, params, z, reps: int, methods: tuple[str, ...]) -> None:
-  """Time the ORAG step (each of `methods`) against our plain step in turns; print the table and the peak RSS of
-  this phase."""
+def time_guided(ours, first_ours: float, object_program, params, z, reps: int, methods: tuple[str, ...]) -> None:
+  """Time the ORAG step (each of `methods`) against our plain step and the unguided object step in turns; print
+  the table and the peak RSS of this phase."""
   resident = memory_gib('VmRSS')
   reset_peak()
-  compiled, first, extra = {}, {}, {}
-  for method in methods:
-    compiled[method], compile_s, temp = compile_timed(functools.partial(orag_step, method=method), params, z)
-    first[method] = compile_s + seconds(lambda: jax.block_until_ready(compiled[method](params, z)))
-    extra[method] = f'compile {compile_s:.1f} s, XLA temp {temp:.2f} GiB'
+  calls, first, extra = {}, {}, {}
+  for name, method, guided in [('unguided', 'exact', False)] + [(m, m, True) for m in methods]:
+    start = time.perf_counter()
+    compiled, args = object_program(params, z, method, guided)
+    compile_s = time.perf_counter() - start
+    calls[name] = functools.partial(lambda c, a: jax.block_until_ready(c(*a)), compiled, args)
+    first[name] = compile_s + seconds(calls[name])
+    memory = compiled.memory_analysis()
+    extra[name] = f'compile {compile_s:.1f} s, XLA temp {memory.temp_size_in_bytes / 2 ** 30:.2f} GiB'
   compile_peak = memory_gib('VmHWM')
   reset_peak()
-  calls = {m: functools.partial(lambda c: jax.block_until_ready(c(params, z)), compiled[m]) for m in methods}
   times = take_turns({'plain': ours, **calls}, reps)
-  print(f'\n{"ORAG (guided) step":34}{"min s":>9}{"median s":>9}{"first s":>11}  (load {load()})')
+  print(f'\n{"ORAG (guided) step":40}{"min s":>9}{"median s":>9}{"first s":>11}  (load {load()})')
   print(row('ours, plain step', times['plain'], first_ours))
+  print(row('ours, object step, unguided', times['unguided'], first['unguided'], extra['unguided']))
   for method in methods:
-    print(row(f'ours, guided step ({method})', times[method], first[method], extra[method]))
+    print(row(f'ours, object step, guided ({method})', times[method], first[method], extra[method]))
+  ratio = lambda a, b, f: f(times[a]) / f(times[b])
   for method in methods:
-    print(f'RESULT guided ({method})/plain step time: min {min(times[method]) / min(times["plain"]):.2f}, median '
-          f'{statistics.median(times[method]) / statistics.median(times["plain"]):.2f} (target <= 1.6)')
+    print(f'RESULT guided ({method})/plain step time: min {ratio(method, "plain", min):.2f}, median '
+          f'{ratio(method, "plain", statistics.median):.2f} (target <= 1.6); / unguided object step: min '
+          f'{ratio(method, "unguided", min):.2f}, median {ratio(method, "unguided", statistics.median):.2f}')
   print(f'peak RSS of the guided phase {memory_gib("VmHWM"):.1f} GiB (weights resident before {resident:.1f} GiB; '
         f'compile peak {compile_peak:.1f} GiB); load {load()}', flush=True)
 
@@ -264,7 +272,7 @@ def compare(ours, theirs, first_ours: float, compile_s: float, temp_gib: float, 
   times = take_turns({'ours': ours, 'diffusers': theirs}, reps)
   ratio_min = min(times['ours']) / min(times['diffusers'])
   ratio_median = statistics.median(times['ours']) / statistics.median(times['diffusers'])
-  print(f'\n{"UNet + ControlNet step":34}{"min s":>9}{"median s":>9}{"first s":>11}  (load {load()})')
+  print(f'\n{"UNet + ControlNet step":40}{"min s":>9}{"median s":>9}{"first s":>11}  (load {load()})')
   print(row('diffusers (PyTorch)', times['diffusers'], first_theirs))
   print(row('ours (first: compile + call)', times['ours'], first_ours, f'compile {compile_s:.1f} s, '
             f'XLA temp {temp_gib:.2f} GiB'))

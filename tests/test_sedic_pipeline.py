@@ -102,7 +102,7 @@ def test_steps_and_guidance_schedule(comp, decoded, monkeypatch):
   stage = _stage_inputs(comp, static, mask=np.ones((16, 24), bool), tokens=[1, 2])
   params = {k: comp.params[k] for k in ('unet', 'controlnet')}
   modules = (comp.unet, comp.controlnet)
-  jax.eval_shape(functools.partial(P._object_step.__wrapped__, modules, static, True), params, 0, state,
+  jax.eval_shape(functools.partial(P.object_step_program.__wrapped__, modules, static, True), params, 0, state,
                  jnp.zeros((1, 16, 24, 4)), stage)
   assert len(counted) == 1
   jax.eval_shape(functools.partial(P.overall_step.__wrapped__, modules, static), params, 0, state, None, stage)

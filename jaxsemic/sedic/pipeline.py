@@ -324,12 +324,13 @@ def object_step(modules, static: StepStatic, params, i, state: sampling.State, p
   12.11 s against 9.73 s, benchmarks/diffusion_step.py, docs/diffusion.md).
   """
   guided, background = per_step
-  return _object_step(modules, static, bool(guided), params, i, state, background, stage)
+  return object_step_program(modules, static, bool(guided), params, i, state, background, stage)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _object_step(modules, static: StepStatic, guided: bool, params, i, state: sampling.State, background,
-                 stage: StageInputs):
+def object_step_program(modules, static: StepStatic, guided: bool, params, i, state: sampling.State, background,
+                        stage: StageInputs):
+  """The compiled program `object_step` runs for a static `guided` (its `.lower` gives XLA's memory and cost)."""
   z, energy, out = step_output(modules, static, params, i, state.z, guided, stage)
   state = _solver_update(static, stage, i, out, state._replace(z=z))
   blended = jnp.where(stage.keep[None, :, :, None], state.z, background)  # eq. 4 with a binary M_j
