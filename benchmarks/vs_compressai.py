@@ -26,7 +26,6 @@ import reference_side
 from machine import cpu_model
 
 ARCH = "bmshj2018-hyperprior"
-LMBDA = 0.0067  # CompressAI's quality-5 lambda
 
 
 def test_image(h: int = 512, w: int = 768) -> np.ndarray:
