@@ -46,6 +46,11 @@ def causal_mask(k: int) -> np.ndarray:
   return m[:, :, None, None]
 
 
+def causal_taps(k: int) -> np.ndarray:
+  """Indices (row-major over the k x k window) of the (k*k - 1)/2 taps `causal_mask` keeps."""
+  return np.flatnonzero(causal_mask(k)[:, :, 0, 0].ravel())
+
+
 class MaskedConv(nn.Module):
   """k x k convolution that sees only causal neighbours (CompressAI's `MaskedConv2d`, mask type 'A')."""
 
@@ -73,9 +78,8 @@ class MaskedConv(nn.Module):
 
   def causal_matrix(self) -> Array:
     """The kernel's (k*k - 1)/2 causal taps as one [taps*in, features] matrix (what `at_many` multiplies by)."""
-    taps = np.flatnonzero(causal_mask(self.kernel_size)[:, :, 0, 0].ravel())
     kern = self.kernel.reshape(self.kernel_size ** 2, self.in_features, self.features)
-    return kern[taps].reshape(-1, self.features)
+    return kern[causal_taps(self.kernel_size)].reshape(-1, self.features)
 
   def at_many(self, windows: Array, matrix: Array) -> Array:
     """Context features of B positions from their neighbourhoods [B,k,k,in] -> [B,features], causal taps only.
@@ -84,9 +88,8 @@ class MaskedConv(nn.Module):
     the matrix is an argument so that a caller evaluating many batches gathers it once. Rows are independent:
     a position's numbers depend on its row only, not on the other rows.
     """
-    taps = np.flatnonzero(causal_mask(self.kernel_size)[:, :, 0, 0].ravel())
-    k2 = self.kernel_size ** 2
-    x = windows.reshape(windows.shape[0], k2, -1)[:, taps].reshape(windows.shape[0], -1)
+    x = windows.reshape(windows.shape[0], self.kernel_size ** 2, -1)[:, causal_taps(self.kernel_size)]
+    x = x.reshape(windows.shape[0], -1)
     return x @ matrix.astype(x.dtype) + self.bias
 
 
