@@ -39,7 +39,7 @@ from jaxsemic.diffusion.pretrained import params_from_state_dict, random_params
 from jaxsemic.diffusion.schedulers import SchedulerConfig
 from jaxsemic.diffusion.unet import UNet2DConditionModel
 from jaxsemic.sedic.pipeline import GUIDANCE_METHODS, StageInputs, StepStatic, object_step_program, step_output
-from machine import cpu_model, load
+from machine import cpu_model, load, memory_gib
 
 SD15 = dict(in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
             attention_head_dim=8, cross_attention_dim=768, norm_num_groups=32,
@@ -49,13 +49,6 @@ SIZES = {'sd15': SD15, 'half': {**SD15, 'block_out_channels': (160, 320, 640, 64
          'tiny': {**SD15, 'block_out_channels': (32, 32, 64, 64), 'cross_attention_dim': 768}}
 ORAG_LAYERS = tuple(f'up_blocks.1.attentions.{i}.transformer_blocks.0.attn2' for i in range(3))
 ORAG_TOKENS, ORAG_ETA = (1, 2), 40.0
-
-
-def memory_gib(field: str) -> float:
-  """VmHWM (peak RSS) or VmRSS of this process, GiB."""
-  with open('/proc/self/status', encoding='ascii') as status:
-    kib = next(int(line.split()[1]) for line in status if line.startswith(field + ':'))
-  return kib / 2 ** 20
 
 
 def reset_peak() -> None:

@@ -1,4 +1,4 @@
-"""What every benchmark prints beside its numbers: the CPU model and the load average."""
+"""What every benchmark prints beside its numbers: the CPU model, the load average, the memory it took."""
 
 from __future__ import annotations
 
@@ -29,3 +29,10 @@ def cpu_model() -> str:
 def load() -> str:
   """The 1/5/15-minute load averages."""
   return "/".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def memory_gib(field: str = "VmHWM") -> float:
+  """VmHWM (peak RSS) or VmRSS of this process, GiB."""
+  with open("/proc/self/status", encoding="ascii") as status:
+    kib = next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+  return kib / 2 ** 20

@@ -1,7 +1,8 @@
 """The models the SEDIC decoder runs: SD UNet, latent ControlNet, VAE, CLIP text encoder, tokenizer, scheduler.
 
 `load_components` reads them from diffusers folders (the ControlNet also from DiffBIR's IRControlNet
-checkpoint in ldm key names); `tiny_components` builds random tiny models in code (tests, `--tiny-random`).
+checkpoint in ldm key names); `tiny_components` builds random tiny models in code (tests, `--tiny-random`),
+`sd21_random_components` random models of SD 2.1-base + IRControlNet's sizes (timing the decoder without weights).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import jax.numpy as jnp
 from jaxsemic.diffusion import pretrained
 from jaxsemic.diffusion.config import UNetConfig, VAEConfig
 from jaxsemic.diffusion.controlnet import ControlNetModel
+from jaxsemic.diffusion.ldm_controlnet import controlnet_config
 from jaxsemic.diffusion.schedulers import SchedulerConfig
 from jaxsemic.diffusion.unet import UNet2DConditionModel
 from jaxsemic.diffusion.vae import AutoencoderKL
@@ -145,15 +147,53 @@ def tiny_modules() -> tuple[UNet2DConditionModel, ControlNetModel, AutoencoderKL
           CLIPTextModel(CLIPTextConfig.from_dict(tiny_clip_config())))
 
 
+def random_components(modules: tuple[UNet2DConditionModel, ControlNetModel, AutoencoderKL, CLIPTextModel],
+                      tokenizer: Tokenizer, seed: int = 0) -> Components:
+  """`modules` (UNet, ControlNet, VAE, CLIP) with seeded random parameters (meaningless outputs, real code paths)."""
+  unet, cn, vae, clip = modules
+  ids = jnp.zeros((1, 4), jnp.int32)
+  params = {'unet': pretrained.random_params(unet, 'unet', seed),
+            'controlnet': pretrained.random_params(cn, 'controlnet', seed + 1),
+            'vae': pretrained.random_params(vae, 'vae', seed + 2),
+            'text_encoder': pretrained.fill_random(
+                jax.eval_shape(lambda: clip.init(jax.random.key(0), ids))['params'], seed + 3)}
+  check_components(unet, cn, vae, clip)
+  return Components(unet, cn, vae, clip, tokenizer, SchedulerConfig(), params)
+
+
 def tiny_components(seed: int = 0, params: dict[str, Any] | None = None) -> Components:
   """Random tiny SD + latent ControlNet + VAE + CLIP (meaningless outputs, real code paths); or given params."""
-  unet, cn, vae, clip = tiny_modules()
   if params is None:
-    ids = jnp.zeros((1, 4), jnp.int32)
-    params = {'unet': pretrained.random_params(unet, 'unet', seed),
-              'controlnet': pretrained.random_params(cn, 'controlnet', seed + 1),
-              'vae': pretrained.random_params(vae, 'vae', seed + 2),
-              'text_encoder': pretrained.fill_random(
-                  jax.eval_shape(lambda: clip.init(jax.random.key(0), ids))['params'], seed + 3)}
+    return random_components(tiny_modules(), tiny_tokenizer(), seed)
+  unet, cn, vae, clip = tiny_modules()
   check_components(unet, cn, vae, clip)
   return Components(unet, cn, vae, clip, tiny_tokenizer(), SchedulerConfig(), params)
+
+
+# ---- SD 2.1-base sizes (the diffusers configs of stabilityai/stable-diffusion-2-1-base; DiffBIR v2's IRControlNet
+# is the UNet's encoder on latent + condition latent) ----
+
+SD21_UNET = dict(
+    sample_size=64, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+    down_block_types=('CrossAttnDownBlock2D',) * 3 + ('DownBlock2D',),
+    up_block_types=('UpBlock2D',) + ('CrossAttnUpBlock2D',) * 3,
+    cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True, norm_num_groups=32)
+SD_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
+              down_block_types=('DownEncoderBlock2D',) * 4, up_block_types=('UpDecoderBlock2D',) * 4,
+              layers_per_block=2, norm_num_groups=32, sample_size=512)
+SD21_TEXT = dict(vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
+                 num_attention_heads=16, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407,
+                 pad_token_id=1, hidden_act='gelu', projection_dim=512)
+
+
+def sd21_random_components(seed: int = 0) -> Components:
+  """SD 2.1-base UNet, IRControlNet, SD VAE and the 23-layer OpenCLIP-H text encoder with random parameters.
+
+  The tokenizer is the tiny character-level one (CLIP's BPE vocabulary is a download): the text encoder sees
+  other token ids than SD's, at the same cost. ~6.6 GB of float32 parameters.
+  """
+  unet = UNet2DConditionModel(UNetConfig.from_diffusers(SD21_UNET))
+  cn = ControlNetModel(controlnet_config(unet.config, SD_VAE['latent_channels']), 'latent')
+  modules = (unet, cn, AutoencoderKL(VAEConfig.from_diffusers(SD_VAE)),
+             CLIPTextModel(CLIPTextConfig.from_dict(SD21_TEXT)))
+  return random_components(modules, tiny_tokenizer(), seed)
