@@ -125,10 +125,9 @@ def jax_steps(arch: dict, state_dicts, data: dict[str, np.ndarray], dtype):
     return modules[0].apply({'params': params['unet']}, z, t, ctx, *control(params, z))
 
   def object_program(params, z, method='exact', guided=True):
-    """(compiled, its arguments): the program `pipeline.object_step` calls for step 0, compiled as the decoder
-    compiles it (guided or not, the guidance by `method`, see GUIDANCE_METHODS)."""
-    args = (params, jnp.asarray(0, jnp.int32), sampling.initial_state(z), z, stage)
-    return object_step_program.lower(modules, static(method), guided, *args).compile(), args
+    """(static arguments, arguments) of the program `pipeline.object_step` calls for step 0 (guided or not, the
+    guidance by `method`, see GUIDANCE_METHODS), to compile and call as the decoder does."""
+    return (modules, static(method), guided), (params, jnp.asarray(0, jnp.int32), sampling.initial_state(z), z, stage)
 
   def solver_input(params, z, method):
     """What that step gives its solver (`pipeline.step_output`): (UNet output, guided latent)."""
@@ -143,10 +142,10 @@ def jax_steps(arch: dict, state_dicts, data: dict[str, np.ndarray], dtype):
   return params, step, object_program, solver_input, energy
 
 
-def compile_timed(fn, *args):
-  """jit + lower + compile; returns (compiled, seconds, XLA temp buffer GiB)."""
+def compile_timed(jitted, *args):
+  """lower + compile a jitted function; returns (compiled, seconds, XLA temp buffer GiB)."""
   start = time.perf_counter()
-  compiled = jax.jit(fn).lower(*args).compile()
+  compiled = jitted.lower(*args).compile()
   elapsed = time.perf_counter() - start
   memory = compiled.memory_analysis()
   return compiled, elapsed, (memory.temp_size_in_bytes / 2 ** 30 if memory is not None else float('nan'))
@@ -190,7 +189,7 @@ def main():
   params, step, object_program, solver_input, energy = jax_steps(arch, state_dicts, data, jnp.dtype(args.dtype))
   del state_dicts
   z = jnp.asarray(data['z'])
-  compiled, compile_s, temp_gib = compile_timed(step, params, z)
+  compiled, compile_s, temp_gib = compile_timed(jax.jit(step), params, z)
   ours = lambda: jax.block_until_ready(compiled(params, z))
   first_ours = compile_s + seconds(ours)
   if not args.skip_diffusers:
@@ -211,13 +210,11 @@ def time_guided(ours, first_ours: float, object_program, params, z, reps: int, m
   reset_peak()
   calls, first, extra = {}, {}, {}
   for name, method, guided in [('unguided', 'exact', False)] + [(m, m, True) for m in methods]:
-    start = time.perf_counter()
-    compiled, args = object_program(params, z, method, guided)
-    compile_s = time.perf_counter() - start
+    static_args, args = object_program(params, z, method, guided)
+    compiled, compile_s, temp = compile_timed(object_step_program, *static_args, *args)
     calls[name] = functools.partial(lambda c, a: jax.block_until_ready(c(*a)), compiled, args)
     first[name] = compile_s + seconds(calls[name])
-    memory = compiled.memory_analysis()
-    extra[name] = f'compile {compile_s:.1f} s, XLA temp {memory.temp_size_in_bytes / 2 ** 30:.2f} GiB'
+    extra[name] = f'compile {compile_s:.1f} s, XLA temp {temp:.2f} GiB'
   compile_peak = memory_gib('VmHWM')
   reset_peak()
   times = take_turns({'plain': ours, **calls}, reps)

@@ -118,7 +118,8 @@ def coding_step(module, params, matrix: Array, hyper: Array, y_pad: Array, y: Ar
   """One step of a `schedule`: writes the previous step's y_hat, then evaluates this step's positions as a batch.
 
   matrix: `context_matrix(module, params)`; prev: (rows [B], cols [B], symbols [B,M], means [B,M]) of the previous
-  step (rows -1: nothing to write); rows, cols [B]: this step's positions (-1 pads). y_pad [h+4, w+4, M] holds the decoded latents (donated).
+  step (rows -1: nothing to write); rows, cols [B]: this step's positions (-1 pads). y_pad [h+4, w+4, M] holds
+  the decoded latents (donated).
   Returns (y_pad, scales, means, scale indices, proposed symbols round(y - mean)), all [B,M] but y_pad; pad
   rows have index 0. The same program serves every step, order, encoder and decoder (one compile per shape).
   """
