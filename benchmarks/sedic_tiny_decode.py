@@ -31,6 +31,8 @@ def main() -> None:
   parser.add_argument('--scheduler', default='ddim', choices=('ddim', 'dpm'))
   parser.add_argument('--models', default='tiny', choices=('tiny', 'sd21'))
   parser.add_argument('--calls', type=int, default=2, help='decodes in a row (the first compiles)')
+  parser.add_argument('--guidance-method', default='exact', choices=P.GUIDANCE_METHODS,
+                      help='DecoderConfig.guidance_method (all but exact approximate the ORAG gradient)')
   args = parser.parse_args()
   h, w = args.size
   rng = np.random.default_rng(0)
@@ -43,8 +45,9 @@ def main() -> None:
   start = time.perf_counter()
   components = C.sd21_random_components(0) if args.models == 'sd21' else C.tiny_components(0)
   print(f'{args.models} random components: {time.perf_counter() - start:.1f} s; CPU {cpu_model()}, '
-        f'{os.cpu_count()} cores; {w}x{h}, J = {args.objects}; load {load()}', flush=True)
-  cfg = P.DecoderConfig(scheduler=args.scheduler)
+        f'{os.cpu_count()} cores; {w}x{h}, J = {args.objects}, guidance {args.guidance_method}; load {load()}',
+        flush=True)
+  cfg = P.DecoderConfig(scheduler=args.scheduler, guidance_method=args.guidance_method)
   for call in range(args.calls):
     out = P.decode(image, texts, masks, components, cfg, seed=0)
     print('first (compiles)' if call == 0 else f'call {call + 1}', json.dumps({k: round(v, 2) for k, v in
