@@ -7,9 +7,9 @@ IRControlNet, SD VAE, OpenCLIP-H text encoder; `components.sd21_random_component
 decode costs on this machine. Prints per-stage seconds for each call (the first includes XLA compilation), the
 CPU model, the load average and the peak RSS.
 
-  python benchmarks/sedic_tiny_decode.py                        # 768x512, J = 3, 10 / 20 steps, tiny, 2 calls
-  python benchmarks/sedic_tiny_decode.py --size 256 384 --objects 1
-  python benchmarks/sedic_tiny_decode.py --models sd21 --calls 1   # SD size: minutes per call on a CPU
+  python benchmarks/sedic_decode.py                        # 768x512, J = 3, 10 / 20 steps, tiny, 2 calls
+  python benchmarks/sedic_decode.py --size 256 384 --objects 1
+  python benchmarks/sedic_decode.py --models sd21 --calls 1   # SD size: minutes per call on a CPU
 """
 
 import argparse
