@@ -174,7 +174,8 @@ def main():
   parser.add_argument('--skip-guided', action='store_true', help='skip the ORAG step')
   parser.add_argument('--methods', default='exact', help='comma-separated guidance methods to time: '
                       f'{", ".join(GUIDANCE_METHODS)} (all but exact are approximations; printed against exact)')
-  parser.add_argument('--skip-diffusers', action='store_true', help='time only our plain and ORAG steps (random weights, no PyTorch models in memory)')
+  parser.add_argument('--skip-diffusers', action='store_true',
+                      help='time only our plain and ORAG steps (random weights, no PyTorch models in memory)')
   args = parser.parse_args()
   methods = tuple(args.methods.split(','))
   if any(m not in GUIDANCE_METHODS for m in methods):
@@ -235,7 +236,8 @@ def time_guided(ours, first_ours: float, object_program, params, z, reps: int, m
 def agreement(methods: tuple[str, ...], solver_input, energy, params, z) -> None:
   """Each method against the exact one: cos(dE/dz), the eq. 2 energy's decrease after one guidance update, and
   the UNet output the solver gets (relative difference)."""
-  results = {m: jax.jit(functools.partial(solver_input, method=m))(params, z) for m in dict.fromkeys(('exact',) + methods)}
+  results = {m: jax.jit(functools.partial(solver_input, method=m))(params, z)
+             for m in dict.fromkeys(('exact',) + methods)}
   e = jax.jit(energy)
   e0 = float(e(params, z))
   step_exact = z - results['exact'][1]
