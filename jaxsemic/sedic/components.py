@@ -148,26 +148,24 @@ def tiny_modules() -> tuple[UNet2DConditionModel, ControlNetModel, AutoencoderKL
 
 
 def random_components(modules: tuple[UNet2DConditionModel, ControlNetModel, AutoencoderKL, CLIPTextModel],
-                      tokenizer: Tokenizer, seed: int = 0) -> Components:
-  """`modules` (UNet, ControlNet, VAE, CLIP) with seeded random parameters (meaningless outputs, real code paths)."""
+                      tokenizer: Tokenizer, seed: int = 0, params: dict[str, Any] | None = None) -> Components:
+  """`modules` (UNet, ControlNet, VAE, CLIP) with `params`, or seeded random ones (meaningless outputs, real
+  code paths)."""
   unet, cn, vae, clip = modules
-  ids = jnp.zeros((1, 4), jnp.int32)
-  params = {'unet': pretrained.random_params(unet, 'unet', seed),
-            'controlnet': pretrained.random_params(cn, 'controlnet', seed + 1),
-            'vae': pretrained.random_params(vae, 'vae', seed + 2),
-            'text_encoder': pretrained.fill_random(
-                jax.eval_shape(lambda: clip.init(jax.random.key(0), ids))['params'], seed + 3)}
+  if params is None:
+    ids = jnp.zeros((1, 4), jnp.int32)
+    params = {'unet': pretrained.random_params(unet, 'unet', seed),
+              'controlnet': pretrained.random_params(cn, 'controlnet', seed + 1),
+              'vae': pretrained.random_params(vae, 'vae', seed + 2),
+              'text_encoder': pretrained.fill_random(
+                  jax.eval_shape(lambda: clip.init(jax.random.key(0), ids))['params'], seed + 3)}
   check_components(unet, cn, vae, clip)
   return Components(unet, cn, vae, clip, tokenizer, SchedulerConfig(), params)
 
 
 def tiny_components(seed: int = 0, params: dict[str, Any] | None = None) -> Components:
   """Random tiny SD + latent ControlNet + VAE + CLIP (meaningless outputs, real code paths); or given params."""
-  if params is None:
-    return random_components(tiny_modules(), tiny_tokenizer(), seed)
-  unet, cn, vae, clip = tiny_modules()
-  check_components(unet, cn, vae, clip)
-  return Components(unet, cn, vae, clip, tiny_tokenizer(), SchedulerConfig(), params)
+  return random_components(tiny_modules(), tiny_tokenizer(), seed, params)
 
 
 # ---- SD 2.1-base sizes (the diffusers configs of stabilityai/stable-diffusion-2-1-base; DiffBIR v2's IRControlNet

@@ -160,9 +160,10 @@ def _scheduled(module, params, hyper: Array, y: Array, scale_table: np.ndarray,
   for r, c in zip(rows, cols):
     y_pad, scales, means, idx, proposed = coding_step(module, params, matrix, hyper, y_pad, y, prev, r, c, table)
     valid = r >= 0
+    idx_valid = np.asarray(idx)[valid]
     sym = np.zeros(proposed.shape, np.int32)
-    sym[valid] = host(np.asarray(idx)[valid], np.asarray(proposed)[valid])
-    chunks.append((sym[valid], np.asarray(idx)[valid]))
+    sym[valid] = host(idx_valid, np.asarray(proposed)[valid])
+    chunks.append((sym[valid], idx_valid))
     coded.append((sym, means, scales))
     prev = (r, c, sym, means)
   y_pad = coding_step(module, params, matrix, hyper, y_pad, y, prev, nothing, nothing, table)[0]
