@@ -150,6 +150,8 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--json", help="also write the results here")
   args = parser.parse_args()
+  from jaxsemic.runtime import retain_freed_memory  # pylint: disable=import-outside-toplevel
+  retain_freed_memory()  # as the command line and the trainer run (jaxsemic/runtime.py)
 
   import jax
   from PIL import Image

@@ -18,6 +18,7 @@ shared machine the absolute numbers move, the ratios less.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -120,6 +121,7 @@ def main() -> int:
   parser.add_argument("--repeats", type=int, default=3, help="timed rounds after the first calls")
   reference_side.add_options(parser)
   args = parser.parse_args()
+  retained = reference_side.retain_memory(args)
   if args.reference:
     reference(args)
     return 0
@@ -127,49 +129,58 @@ def main() -> int:
   from jaxsemic.codec import api
   from jaxsemic.family import synthesis
   image, image_name = load_image()
-  with reference_side.Reference(args.compressai_python, __file__, {"image": image}, ["--N", str(args.N)]) as ref:
-    theirs_img = np.load(ref.inputs + ".theirs.npy")
-    model, data, data_v1, first = ours(ref.weights, image)
+  sides = reference_side.malloc_settings(args)
+  with contextlib.ExitStack() as stack:
+    refs = [stack.enter_context(reference_side.Reference(args.compressai_python, __file__, {"image": image},
+                                                         ["--N", str(args.N)], keep)) for _, keep in sides]
+    theirs_img = np.load(refs[0].inputs + ".theirs.npy")
+    model, data, data_v1, first = ours(refs[0].weights, image)
     img_w, img_r = api.decompress(model, data), api.decompress(model, data_v1)
     shape = (1, -(-image.shape[0] // 64) * 4, -(-image.shape[1] // 64) * 4, args.N)  # the padded latents
     y = jnp.asarray(np.random.default_rng(0).normal(size=shape).astype(np.float32))
     synthesis(model.module, model.params, y).block_until_ready()
-    times = {k: [] for k in ("compressai", "wavefront", "raster", "compressai g_s", "ours g_s")}
+    labels = [label for label, _ in sides]
+    times = {k: [] for k in (*labels, "wavefront", "raster", *(f"{k} g_s" for k in labels), "ours g_s")}
     loads = []
     for _ in range(args.repeats):
-      times["compressai"].append(ref.ask("decompress")["seconds"])
+      for label, ref in zip(labels, refs):
+        times[label].append(ref.ask("decompress")["seconds"])
       times["wavefront"].append(_seconds(lambda: api.decompress(model, data)))
       times["raster"].append(_seconds(lambda: api.decompress(model, data_v1)))
-      times["compressai g_s"].append(ref.ask("g_s")["seconds"])
+      for label, ref in zip(labels, refs):
+        times[f"{label} g_s"].append(ref.ask("g_s")["seconds"])
       times["ours g_s"].append(_seconds(lambda: synthesis(model.module, model.params, y).block_until_ready()))
       loads.append(os.getloadavg()[0])
   identical = same_program_raster_is_identical(model, image, data)
-  theirs = ref.info
+  theirs = refs[0].info
   print(f"{ARCH} N=M={args.N}, {image_name} {image.shape[1]}x{image.shape[0]}; CPU {cpu_model()}, "
         f"{os.cpu_count()} cores; load average {min(loads):.1f}-{max(loads):.1f} during the rounds "
-        f"(1-min: {os.getloadavg()[0]:.1f} now); torch {theirs['torch']} ({theirs['threads']} threads)")
+        f"(1-min: {os.getloadavg()[0]:.1f} now); torch {theirs['torch']} ({theirs['threads']} threads); our "
+        f"malloc {'retained' if retained else 'default'}")
   print(f"bytes: ours {len(data)} (.jsc v2), {len(data_v1)} (v1); CompressAI {theirs['bytes']}. Decoded uint8 images, "
         f"max |diff|: wavefront vs v1 raster {np.abs(img_w.astype(int) - img_r).max()} (another float program), vs "
         f"CompressAI {np.abs(img_w.astype(int) - theirs_img).max()}; raster order through the wavefront's program: "
         f"x_hat bit-identical {identical}")
-  base = statistics.median(times["compressai"])
-  print(f"{'decompress (s)':28}{'first call':>11}{'min':>9}{'median':>9}{'/ CompressAI':>14}")
-  rows = [("CompressAI", theirs["first"], "compressai"), ("ours, wavefront (.jsc v2)", first["wavefront"],
-          "wavefront"), ("ours, raster (.jsc v1)", first["raster"], "raster")]
+  med = {k: statistics.median(v) for k, v in times.items()}
+  print(f"{'decompress (s)':30}{'first call':>11}{'min':>9}{'median':>9}" +
+        "".join(f"{'/ ' + label:>30}" for label in labels))
+  rows = [(label, ref.info["first"], label) for label, ref in zip(labels, refs)]
+  rows += [("ours, wavefront (.jsc v2)", first["wavefront"], "wavefront"),
+           ("ours, raster (.jsc v1)", first["raster"], "raster")]
   for name, first_s, key in rows:
-    med = statistics.median(times[key])
-    print(f"{name:28}{first_s:11.2f}{min(times[key]):9.2f}{med:9.2f}{med / base:14.3f}")
-  print(f"{'  of which g_s, CompressAI':28}{'':11}{min(times['compressai g_s']):9.2f}"
-        f"{statistics.median(times['compressai g_s']):9.2f}")
-  print(f"{'  of which g_s, ours':28}{'':11}{min(times['ours g_s']):9.2f}{statistics.median(times['ours g_s']):9.2f}")
-  rest = {k: statistics.median(times[k]) - statistics.median(times[g]) for k, g in
-          (("compressai", "compressai g_s"), ("wavefront", "ours g_s"), ("raster", "ours g_s"))}
-  print(f"decompress - g_s (medians): CompressAI {rest['compressai']:.2f} s, wavefront {rest['wavefront']:.2f} s "
-        f"({rest['wavefront'] / rest['compressai']:.3f}x), raster {rest['raster']:.2f} s "
-        f"({rest['raster'] / rest['compressai']:.3f}x)")
-  ratio = statistics.median(times["wavefront"]) / base
-  print(f"wavefront / CompressAI = {ratio:.3f} (target <= 0.25); wavefront / raster = "
-        f"{statistics.median(times['wavefront']) / statistics.median(times['raster']):.2f}")
+    print(f"{name:30}{first_s:11.2f}{min(times[key]):9.2f}{med[key]:9.2f}" +
+          "".join(f"{med[key] / med[label]:30.3f}" for label in labels))
+  for label in [*labels, "ours"]:
+    print(f"{'  of which g_s, ' + label:41}{min(times[label + ' g_s']):9.2f}{med[label + ' g_s']:9.2f}")
+  for label in labels:
+    rest = {k: med[k] - med[g] for k, g in ((label, f"{label} g_s"), ("wavefront", "ours g_s"),
+                                            ("raster", "ours g_s"))}
+    print(f"decompress - g_s (medians): {label} {rest[label]:.2f} s, wavefront {rest['wavefront']:.2f} s "
+          f"({rest['wavefront'] / rest[label]:.3f}x), raster {rest['raster']:.2f} s "
+          f"({rest['raster'] / rest[label]:.3f}x)")
+  for label in labels:
+    print(f"wavefront / {label} = {med['wavefront'] / med[label]:.3f} (target <= 0.25)")
+  print(f"wavefront / raster = {med['wavefront'] / med['raster']:.2f}")
   return 0
 
 

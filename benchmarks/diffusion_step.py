@@ -177,6 +177,8 @@ def main():
   parser.add_argument('--skip-diffusers', action='store_true',
                       help='time only our plain and ORAG steps (random weights, no PyTorch models in memory)')
   args = parser.parse_args()
+  from jaxsemic.runtime import retain_freed_memory  # pylint: disable=import-outside-toplevel
+  retain_freed_memory()  # as the command line and the trainer run (jaxsemic/runtime.py)
   methods = tuple(args.methods.split(','))
   if any(m not in GUIDANCE_METHODS for m in methods):
     parser.error(f'--methods: choose from {", ".join(GUIDANCE_METHODS)}')

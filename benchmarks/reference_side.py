@@ -5,6 +5,10 @@ The script adds the hidden options (`add_options`); run with `--reference` it bu
 `Reference`, which writes the inputs, sends one request line at a time (`name [argument]`) and reads one JSON
 reply per request; closing stdin ends the subprocess. Reply lines carry a prefix, so anything else the
 CompressAI side prints is ignored; its stderr is kept and shown only when it fails.
+
+Our side runs with `jaxsemic.runtime.retain_freed_memory` (as the CLI and the trainer do); PyTorch gains at least
+as much from the same glibc setting, so `--compressai-malloc both` (the default) runs two CompressAI processes,
+one as PyTorch ships and one with that setting (`retained`), and each ratio is printed against both.
 """
 
 from __future__ import annotations
@@ -28,6 +32,29 @@ def add_options(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--weights", help=argparse.SUPPRESS)
   parser.add_argument("--inputs", help=argparse.SUPPRESS)
+  parser.add_argument("--retain-memory", action="store_true", help=argparse.SUPPRESS)
+  parser.add_argument("--compressai-malloc", default="both", choices=("both", "default", "retained"),
+                      help="glibc malloc of the CompressAI side: as PyTorch ships, with the setting our side runs "
+                           "with (jaxsemic.runtime.retain_freed_memory), or one process of each (default)")
+
+
+def retain_memory(args: argparse.Namespace) -> bool:
+  """`jaxsemic.runtime.retain_freed_memory()` for our side, or for a CompressAI side started `retained`.
+
+  Called first thing (before torch or XLA start threads); the CompressAI venv imports it from this checkout.
+  Returns whether it applied.
+  """
+  if args.reference and not args.retain_memory:
+    return False
+  sys.path.insert(0, REPO)
+  from jaxsemic.runtime import retain_freed_memory  # pylint: disable=import-outside-toplevel
+  return retain_freed_memory()
+
+
+def malloc_settings(args: argparse.Namespace) -> tuple[tuple[str, bool], ...]:
+  """(label, retained) of each CompressAI process `--compressai-malloc` asks for."""
+  both = (("CompressAI", False), ("CompressAI, retained malloc", True))
+  return {"both": both, "default": both[:1], "retained": both[1:]}[args.compressai_malloc]
 
 
 # --- the CompressAI side (runs in the CompressAI venv) -----------------------------------------------------------
@@ -74,14 +101,15 @@ class Reference:
   kept until the `with` block ends.
   """
 
-  def __init__(self, python: str, script: str, inputs: Mapping[str, np.ndarray], extra: Sequence[str] = ()):
+  def __init__(self, python: str, script: str, inputs: Mapping[str, np.ndarray], extra: Sequence[str] = (),
+               retain_memory: bool = False):
     self._dir = tempfile.TemporaryDirectory()
     self.weights = os.path.join(self._dir.name, "weights.npz")
     self.inputs = os.path.join(self._dir.name, "inputs.npz")
     np.savez(self.inputs, **inputs)
     self._stderr = tempfile.TemporaryFile(mode="w+")
     cmd = [python, os.path.abspath(script), "--reference", "--weights", self.weights, "--inputs", self.inputs,
-           *extra]
+           *extra, *(["--retain-memory"] if retain_memory else [])]
     self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                  text=True)
     try:

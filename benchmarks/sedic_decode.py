@@ -34,6 +34,8 @@ def main() -> None:
   parser.add_argument('--guidance-method', default='exact', choices=P.GUIDANCE_METHODS,
                       help='DecoderConfig.guidance_method (all but exact approximate the ORAG gradient)')
   args = parser.parse_args()
+  from jaxsemic.runtime import retain_freed_memory  # pylint: disable=import-outside-toplevel
+  retain_freed_memory()  # as the command line and the trainer run (jaxsemic/runtime.py)
   h, w = args.size
   rng = np.random.default_rng(0)
   image = rng.integers(0, 256, (h, w, 3), np.uint8)

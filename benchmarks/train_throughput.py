@@ -30,6 +30,7 @@ measured 0.69-0.81x with vs_compressai.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -164,6 +165,7 @@ def main() -> int:
                       help="our config.microbatches (0 = auto, as the trainer: jaxsemic/training/step.py)")
   reference_side.add_options(parser)
   args = parser.parse_args()
+  retained = reference_side.retain_memory(args)
   if args.reference:
     reference(args)
     return 0
@@ -172,34 +174,41 @@ def main() -> int:
   print(f"{ARCH} N={args.N} M={args.M}, batch {args.batch} at {args.size}^2; CPU {cpu_model()}, "
         f"{os.cpu_count()} cores; load average {load()} at start", flush=True)
   crops = train_crops(args.batch, args.size)
-  with reference_side.Reference(args.compressai_python, __file__, {"batch": crops},
-                                ["--N", str(args.N), "--M", str(args.M)]) as ref:
-    theirs_first = ref.info  # also means the weights are written
+  sides = reference_side.malloc_settings(args)
+  with contextlib.ExitStack() as stack:
+    refs = [stack.enter_context(reference_side.Reference(
+        args.compressai_python, __file__, {"batch": crops}, ["--N", str(args.N), "--M", str(args.M)], keep))
+        for _, keep in sides]
     os.environ["JAXSEMIC_CONV_WGRAD"] = args.conv_wgrad  # read when the step is traced
-    ours_first, ours_loss0, ours_run = our_stepper(ref.weights, crops, args.compute_dtype, microbatches)
-    times = {"ours": [], "theirs": [], "ours_cpu": [], "theirs_cpu": []}
+    ours_first, ours_loss0, ours_run = our_stepper(refs[0].weights, crops, args.compute_dtype, microbatches)
+    times = {name: ([], []) for name in ["ours", *(label for label, _ in sides)]}  # (seconds, CPU seconds)
     for r in range(args.rounds):
       t, cpu, _ = ours_run(args.steps)
-      times["ours"].append(t)
-      times["ours_cpu"].append(cpu)
-      theirs = ref.ask("steps", str(args.steps))
-      times["theirs"].append(theirs["seconds"])
-      times["theirs_cpu"].append(theirs["cpu"])
-      print(f"round {r + 1}: ours {t:.3f} s/step ({cpu:.2f} CPU s), CompressAI {theirs['seconds']:.3f} s/step "
-            f"({theirs['cpu']:.2f} CPU s), load {load()}", flush=True)
+      times["ours"][0].append(t)
+      times["ours"][1].append(cpu)
+      line = f"round {r + 1}: ours {t:.3f} s/step ({cpu:.2f} CPU s)"
+      for (label, _), ref in zip(sides, refs):
+        theirs = ref.ask("steps", str(args.steps))
+        times[label][0].append(theirs["seconds"])
+        times[label][1].append(theirs["cpu"])
+        line += f", {label} {theirs['seconds']:.3f} ({theirs['cpu']:.2f})"
+      print(f"{line}, load {load()}", flush=True)
+  first = refs[0].info
   print(f"jax side: compute dtype {args.compute_dtype}, conv weight gradient {args.conv_wgrad}, {microbatches} "
-        f"microbatch(es); torch {theirs_first['torch']}, "
-        f"{theirs_first['threads']} threads")
-  print(f"{'':28}{'ours':>10}{'CompressAI':>12}{'ours/theirs':>13}")
-  print(f"{'first step incl. compile (s)':28}{ours_first:10.2f}{theirs_first['first']:12.2f}")
-  print(f"{'first-step loss':28}{ours_loss0:10.3f}{theirs_first['loss']:12.3f}")
-  for name, fn in (("min", min), ("median", statistics.median)):
-    a, b = fn(times["ours"]), fn(times["theirs"])
-    print(f"{'step s, ' + name + ' of rounds':28}{a:10.3f}{b:12.3f}{a / b:13.2f}")
-    print(f"{'throughput img/s, ' + name:28}{args.batch / a:10.2f}{args.batch / b:12.2f}{b / a:13.2f}"
-          "  target >= 1.3")
-    a, b = fn(times["ours_cpu"]), fn(times["theirs_cpu"])
-    print(f"{'CPU s/step, ' + name:28}{a:10.3f}{b:12.3f}{a / b:13.2f}  (process CPU time, both threads)")
+        f"microbatch(es), malloc {'retained' if retained else 'default'}; torch {first['torch']}, "
+        f"{first['threads']} threads")
+  for label, ref in zip((label for label, _ in sides), refs):
+    print(f"\nours / {label}:")
+    print(f"{'':28}{'ours':>10}{'theirs':>12}{'ours/theirs':>13}")
+    print(f"{'first step incl. compile (s)':28}{ours_first:10.2f}{ref.info['first']:12.2f}")
+    print(f"{'first-step loss':28}{ours_loss0:10.3f}{ref.info['loss']:12.3f}")
+    for name, fn in (("min", min), ("median", statistics.median)):
+      a, b = fn(times["ours"][0]), fn(times[label][0])
+      print(f"{'step s, ' + name + ' of rounds':28}{a:10.3f}{b:12.3f}{a / b:13.2f}")
+      print(f"{'throughput img/s, ' + name:28}{args.batch / a:10.2f}{args.batch / b:12.2f}{b / a:13.2f}"
+            "  target >= 1.3")
+      a, b = fn(times["ours"][1]), fn(times[label][1])
+      print(f"{'CPU s/step, ' + name:28}{a:10.3f}{b:12.3f}{a / b:13.2f}  (process CPU time, both threads)")
   print(f"load average {load()} at end")
   return 0
 

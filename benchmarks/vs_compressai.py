@@ -15,6 +15,7 @@ The two runs take turns on the same cores; on a shared machine the absolute numb
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -128,27 +129,34 @@ def main() -> int:
   parser.add_argument("--steps", type=int, default=3, help="timed training steps after the warm-up")
   reference_side.add_options(parser)
   args = parser.parse_args()
+  retained = reference_side.retain_memory(args)
   if args.reference:
     reference_side.serve(reference(args), {})
     return 0
   extra = ["--N", str(args.N), "--M", str(args.M), "--repeats", str(args.repeats), "--steps", str(args.steps)]
-  with reference_side.Reference(args.compressai_python, __file__, {"image": test_image(), "batch": train_batch()},
-                                extra) as ref:
-    theirs = ref.info
-    ref.close()  # it has measured everything: our side runs alone, as before
-    mine = ours(args, ref.weights, ref.inputs)
+  inputs = {"image": test_image(), "batch": train_batch()}
+  sides = reference_side.malloc_settings(args)
+  with contextlib.ExitStack() as stack:
+    refs = [stack.enter_context(reference_side.Reference(args.compressai_python, __file__, inputs, extra, keep))
+            for _, keep in sides]
+    for ref in refs:
+      ref.close()  # each has measured everything before replying: our side runs alone, as before
+    mine = ours(args, refs[0].weights, refs[0].inputs)
   load = os.getloadavg()[0]
   print(f"{ARCH} N={args.N} M={args.M}; CPU {cpu_model()}, {os.cpu_count()} cores, load average {load:.1f}; "
-        f"our step in {mine['microbatches']} microbatch(es) (the trainer's CPU auto)")
-  print(f"{'':34}{'ours':>10}{'CompressAI':>12}{'ours/theirs':>13}")
-  rows = [("compress+decompress 768x512 (s)", mine["codec_seconds"], theirs["codec_seconds"], "<= 0.7"),
-          ("training step b8 256^2 (s)", mine["step_seconds"], theirs["step_seconds"], ""),
-          ("training throughput (img/s)", 8 / mine["step_seconds"], 8 / theirs["step_seconds"], ">= 1.3")]
-  for name, a, b, target in rows:
-    print(f"{name:34}{a:10.3f}{b:12.3f}{a / b:13.2f}  {('target ' + target) if target else ''}")
-  print(f"{'first call incl. compile: codec (s)':34}{mine['codec_first']:10.2f}{theirs['codec_first']:12.2f}")
-  print(f"{'first call incl. compile: step (s)':34}{mine['step_first']:10.2f}{theirs['step_first']:12.2f}")
-  print(f"{'bytes of the 768x512 image':34}{mine['bytes']:10d}{theirs['bytes']:12d}")
+        f"our step in {mine['microbatches']} microbatch(es) (the trainer's CPU auto), our malloc "
+        f"{'retained' if retained else 'default'}")
+  for (label, _), ref in zip(sides, refs):
+    theirs = ref.info
+    print(f"\n{'':34}{'ours':>10}{label:>30}{'ours/theirs':>13}")
+    rows = [("compress+decompress 768x512 (s)", mine["codec_seconds"], theirs["codec_seconds"], "<= 0.7"),
+            ("training step b8 256^2 (s)", mine["step_seconds"], theirs["step_seconds"], ""),
+            ("training throughput (img/s)", 8 / mine["step_seconds"], 8 / theirs["step_seconds"], ">= 1.3")]
+    for name, a, b, target in rows:
+      print(f"{name:34}{a:10.3f}{b:30.3f}{a / b:13.2f}  {('target ' + target) if target else ''}")
+    print(f"{'first call incl. compile: codec (s)':34}{mine['codec_first']:10.2f}{theirs['codec_first']:30.2f}")
+    print(f"{'first call incl. compile: step (s)':34}{mine['step_first']:10.2f}{theirs['step_first']:30.2f}")
+    print(f"{'bytes of the 768x512 image':34}{mine['bytes']:10d}{theirs['bytes']:30d}")
   return 0
 
 

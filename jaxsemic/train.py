@@ -23,6 +23,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: list[str]) -> None:
   """Runs training (then the optional export + round-trip demo) and exits 1 on a UserError."""
   del argv
+  from jaxsemic.runtime import retain_freed_memory  # pylint: disable=import-outside-toplevel
+  retain_freed_memory()  # before the trainer's threads: each step's buffers are reused, not page-faulted anew
   try:
     getattr(_CONFIG.value, "seed", None)  # config_flags loads the file lazily: a missing one fails here
   except OSError as e:
