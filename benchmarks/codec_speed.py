@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from machine import cpu_model, load as _load
+from machine import cpu_model, load as _load, retain_memory
 
 
 def load() -> str:
@@ -150,14 +150,13 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--json", help="also write the results here")
   args = parser.parse_args()
-  from jaxsemic.runtime import retain_freed_memory  # pylint: disable=import-outside-toplevel
-  retain_freed_memory()  # as the command line and the trainer run (jaxsemic/runtime.py)
+  malloc = retain_memory()  # as the command line and the trainer run (jaxsemic/runtime.py)
 
   import jax
   from PIL import Image
 
   from jaxsemic.codec import api
-  print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; jax {jax.__version__}; {load()}")
+  print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; jax {jax.__version__}; {malloc}; {load()}")
   if args.image:
     img = api.read_image(args.image)
   else:

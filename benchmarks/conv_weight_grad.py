@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsemic.layers import Conv, TransposedConv
-from machine import cpu_model, load
+from machine import cpu_model, load, retain_memory
 
 # (name, module factory, torch factory args, input side at 256 crops, input channels)
 LAYERS = [
@@ -90,10 +90,9 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--repeats", type=int, default=3)
   args = parser.parse_args()
-  from jaxsemic.runtime import retain_freed_memory  # pylint: disable=import-outside-toplevel
-  retain_freed_memory()  # as the command line and the trainer run (jaxsemic/runtime.py)
-  print(f"batch {args.batch}, CPU {cpu_model()}, {os.cpu_count()} cores, load average {load()}; seconds, best "
-        f"of {args.repeats} interleaved repeats")
+  malloc = retain_memory()  # as the command line and the trainer run (jaxsemic/runtime.py)
+  print(f"batch {args.batch}, CPU {cpu_model()}, {os.cpu_count()} cores, {malloc} (both sides), load average "
+        f"{load()}; seconds, best of {args.repeats} interleaved repeats")
   print(f"{'layer':22s} {'fwd':>6s} {'f+b XLA':>8s} {'f+b auto':>8s} {'f+b taps':>8s} {'torch f':>8s} "
         f"{'torch f+b':>9s} {'auto/torch':>10s}  max rel. grad diff auto, taps")
   for name, make, spec, side, cin in LAYERS:

@@ -62,8 +62,6 @@ def main() -> None:
   ap.add_argument("--rounds", type=int, default=1)
   ap.add_argument("--tile", type=int, help="compress --tile (default: the encoder's choice)")
   args = ap.parse_args()
-  from jaxsemic.runtime import retain_freed_memory  # pylint: disable=import-outside-toplevel
-  retain_freed_memory()  # as the command line and the trainer run (jaxsemic/runtime.py)
   size = tuple(int(v) for v in args.size.lower().split("x"))
   tmp = tempfile.mkdtemp(prefix="large_image-")
   try:

@@ -36,3 +36,12 @@ def memory_gib(field: str = "VmHWM") -> float:
   with open("/proc/self/status", encoding="ascii") as status:
     kib = next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
   return kib / 2 ** 20
+
+
+def retain_memory() -> str:
+  """`jaxsemic.runtime.retain_freed_memory()`, as the CLI and the trainer run; 'malloc retained' or 'malloc
+  default', for the printout. Also importable from the CompressAI venv (this checkout's jaxsemic/runtime.py)."""
+  import sys  # pylint: disable=import-outside-toplevel
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from jaxsemic.runtime import retain_freed_memory  # pylint: disable=import-outside-toplevel
+  return "malloc retained" if retain_freed_memory() else "malloc default"

@@ -39,16 +39,14 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def retain_memory(args: argparse.Namespace) -> bool:
-  """`jaxsemic.runtime.retain_freed_memory()` for our side, or for a CompressAI side started `retained`.
+  """`machine.retain_memory()` for our side, or for a CompressAI side started `retained`; whether it applied.
 
-  Called first thing (before torch or XLA start threads); the CompressAI venv imports it from this checkout.
-  Returns whether it applied.
+  Called first thing (before torch or XLA start threads).
   """
   if args.reference and not args.retain_memory:
     return False
-  sys.path.insert(0, REPO)
-  from jaxsemic.runtime import retain_freed_memory  # pylint: disable=import-outside-toplevel
-  return retain_freed_memory()
+  from machine import retain_memory as retain  # pylint: disable=import-outside-toplevel
+  return retain() == "malloc retained"
 
 
 def malloc_settings(args: argparse.Namespace) -> tuple[tuple[str, bool], ...]:
