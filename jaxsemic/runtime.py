@@ -35,7 +35,8 @@ def retain_freed_memory() -> bool:
   training step of 8 crops of 256^2). glibc serves such blocks with mmap and munmap, so each call page-faults
   its whole working set afresh: 240,000 faults and ~0.4 CPU s of kernel time per 1.2 s step on 2 cores. With
   the memory kept in the heap the next call reuses the same pages (0 faults, 1.0 s; benchmarks/
-  train_throughput.py). The price: the process keeps its peak memory instead of returning it. Process-wide, so
+  train_throughput.py). The price: the process keeps its peak memory instead of returning it, and a fragmented
+  heap can peak higher (a 50 MP tiled decompress 0.94 -> 1.68 GiB, docs/bitstream.md). Process-wide, so
   the command line, the trainer and the benchmarks call it, first thing (threads created later share the one
   arena); a library user opts in the same way. Linux with glibc only; JAXSEMIC_RETAIN_MEMORY=0 turns it off.
   """
