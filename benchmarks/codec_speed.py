@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from machine import cpu_model, load as _load, retain_memory
+from machine import cpu_model, load as _load, huge_pages
 
 
 def load() -> str:
@@ -150,7 +150,7 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--json", help="also write the results here")
   args = parser.parse_args()
-  malloc = retain_memory()  # as the command line and the trainer run (jaxsemic/runtime.py)
+  malloc = huge_pages()  # as the command line and the trainer run (jaxsemic/runtime.py)
 
   import jax
   from PIL import Image

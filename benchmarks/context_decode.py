@@ -121,7 +121,7 @@ def main() -> int:
   parser.add_argument("--repeats", type=int, default=3, help="timed rounds after the first calls")
   reference_side.add_options(parser)
   args = parser.parse_args()
-  retained = reference_side.retain_memory(args)
+  pages = reference_side.our_pages(args)
   if args.reference:
     reference(args)
     return 0
@@ -132,7 +132,7 @@ def main() -> int:
   sides = reference_side.malloc_settings(args)
   with contextlib.ExitStack() as stack:
     refs = [stack.enter_context(reference_side.Reference(args.compressai_python, __file__, {"image": image},
-                                                         ["--N", str(args.N)], keep)) for _, keep in sides]
+                                                         ["--N", str(args.N)], huge)) for _, huge in sides]
     theirs_img = np.load(refs[0].inputs + ".theirs.npy")
     model, data, data_v1, first = ours(refs[0].weights, image)
     img_w, img_r = api.decompress(model, data), api.decompress(model, data_v1)
@@ -155,8 +155,8 @@ def main() -> int:
   theirs = refs[0].info
   print(f"{ARCH} N=M={args.N}, {image_name} {image.shape[1]}x{image.shape[0]}; CPU {cpu_model()}, "
         f"{os.cpu_count()} cores; load average {min(loads):.1f}-{max(loads):.1f} during the rounds "
-        f"(1-min: {os.getloadavg()[0]:.1f} now); torch {theirs['torch']} ({theirs['threads']} threads); our "
-        f"malloc {'retained' if retained else 'default'}")
+        f"(1-min: {os.getloadavg()[0]:.1f} now); torch {theirs['torch']} ({theirs['threads']} threads); ours with "
+        f"{pages}")
   print(f"bytes: ours {len(data)} (.jsc v2), {len(data_v1)} (v1); CompressAI {theirs['bytes']}. Decoded uint8 images, "
         f"max |diff|: wavefront vs v1 raster {np.abs(img_w.astype(int) - img_r).max()} (another float program), vs "
         f"CompressAI {np.abs(img_w.astype(int) - theirs_img).max()}; raster order through the wavefront's program: "

@@ -38,10 +38,9 @@ def memory_gib(field: str = "VmHWM") -> float:
   return kib / 2 ** 20
 
 
-def retain_memory() -> str:
-  """`jaxsemic.runtime.retain_freed_memory()`, as the CLI and the trainer run; 'malloc retained' or 'malloc
-  default', for the printout. Also importable from the CompressAI venv (this checkout's jaxsemic/runtime.py)."""
-  import sys  # pylint: disable=import-outside-toplevel
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  from jaxsemic.runtime import retain_freed_memory  # pylint: disable=import-outside-toplevel
-  return "malloc retained" if retain_freed_memory() else "malloc default"
+def huge_pages() -> str:
+  """`jaxsemic.runtime.use_huge_pages()` (re-runs this script with glibc's huge-page tunable, as the CLI and the
+  trainer run); 'huge pages' or 'default pages', for the printout."""
+  from jaxsemic.runtime import use_huge_pages  # pylint: disable=import-outside-toplevel
+  use_huge_pages()
+  return "huge pages" if "glibc.malloc.hugetlb" in os.environ.get("GLIBC_TUNABLES", "") else "default pages"

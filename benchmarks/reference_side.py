@@ -6,9 +6,9 @@ The script adds the hidden options (`add_options`); run with `--reference` it bu
 reply per request; closing stdin ends the subprocess. Reply lines carry a prefix, so anything else the
 CompressAI side prints is ignored; its stderr is kept and shown only when it fails.
 
-Our side runs with `jaxsemic.runtime.retain_freed_memory` (as the CLI and the trainer do); PyTorch gains at least
-as much from the same glibc setting, so `--compressai-malloc both` (the default) runs two CompressAI processes,
-one as PyTorch ships and one with that setting (`retained`), and each ratio is printed against both.
+Our side runs with glibc's huge-page tunable (`jaxsemic.runtime.use_huge_pages`, as the CLI and the trainer do);
+PyTorch gains at least as much from it, so `--compressai-malloc both` (the default) runs two CompressAI
+processes, one as PyTorch ships and one with the same tunable (`huge`), and each ratio is printed against both.
 """
 
 from __future__ import annotations
@@ -32,27 +32,33 @@ def add_options(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--weights", help=argparse.SUPPRESS)
   parser.add_argument("--inputs", help=argparse.SUPPRESS)
-  parser.add_argument("--retain-memory", action="store_true", help=argparse.SUPPRESS)
-  parser.add_argument("--compressai-malloc", default="both", choices=("both", "default", "retained"),
-                      help="glibc malloc of the CompressAI side: as PyTorch ships, with the setting our side runs "
-                           "with (jaxsemic.runtime.retain_freed_memory), or one process of each (default)")
+  parser.add_argument("--compressai-malloc", default="both", choices=("both", "default", "huge"),
+                      help="glibc malloc of the CompressAI side: as PyTorch ships, with the huge-page tunable our "
+                           "side runs with (jaxsemic.runtime.use_huge_pages), or one process of each (default)")
 
 
-def retain_memory(args: argparse.Namespace) -> bool:
-  """`machine.retain_memory()` for our side, or for a CompressAI side started `retained`; whether it applied.
-
-  Called first thing (before torch or XLA start threads).
-  """
-  if args.reference and not args.retain_memory:
-    return False
-  from machine import retain_memory as retain  # pylint: disable=import-outside-toplevel
-  return retain() == "malloc retained"
+def our_pages(args: argparse.Namespace) -> str:
+  """For our side (not a CompressAI subprocess): `machine.huge_pages()`, first thing; else ''."""
+  if args.reference:
+    return ""
+  from machine import huge_pages  # pylint: disable=import-outside-toplevel
+  return huge_pages()
 
 
 def malloc_settings(args: argparse.Namespace) -> tuple[tuple[str, bool], ...]:
-  """(label, retained) of each CompressAI process `--compressai-malloc` asks for."""
-  both = (("CompressAI", False), ("CompressAI, retained malloc", True))
-  return {"both": both, "default": both[:1], "retained": both[1:]}[args.compressai_malloc]
+  """(label, huge pages) of each CompressAI process `--compressai-malloc` asks for."""
+  both = (("CompressAI", False), ("CompressAI, huge pages", True))
+  return {"both": both, "default": both[:1], "huge": both[1:]}[args.compressai_malloc]
+
+
+def _environment(huge: bool) -> dict[str, str]:
+  """This environment with glibc's huge-page tunable added (`huge`) or taken out."""
+  sys.path.insert(0, REPO)
+  from jaxsemic.runtime import HUGE_PAGES_TUNABLE  # pylint: disable=import-outside-toplevel
+  kept = [t for t in os.environ.get("GLIBC_TUNABLES", "").split(":") if t and not t.startswith("glibc.malloc.hugetlb")]
+  env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+  tunables = ":".join(kept + ([HUGE_PAGES_TUNABLE] if huge else []))
+  return {**env, "GLIBC_TUNABLES": tunables} if tunables else env
 
 
 # --- the CompressAI side (runs in the CompressAI venv) -----------------------------------------------------------
@@ -100,16 +106,16 @@ class Reference:
   """
 
   def __init__(self, python: str, script: str, inputs: Mapping[str, np.ndarray], extra: Sequence[str] = (),
-               retain_memory: bool = False):
+               huge_pages: bool = False):
     self._dir = tempfile.TemporaryDirectory()
     self.weights = os.path.join(self._dir.name, "weights.npz")
     self.inputs = os.path.join(self._dir.name, "inputs.npz")
     np.savez(self.inputs, **inputs)
     self._stderr = tempfile.TemporaryFile(mode="w+")
     cmd = [python, os.path.abspath(script), "--reference", "--weights", self.weights, "--inputs", self.inputs,
-           *extra, *(["--retain-memory"] if retain_memory else [])]
+           *extra]
     self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                 text=True)
+                                 text=True, env=_environment(huge_pages))
     try:
       self.info = self._read()
     except BaseException:

@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxsemic.sedic import components as C
 from jaxsemic.sedic import pipeline as P
-from machine import cpu_model, load, memory_gib, retain_memory
+from machine import cpu_model, load, memory_gib, huge_pages
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
   parser.add_argument('--guidance-method', default='exact', choices=P.GUIDANCE_METHODS,
                       help='DecoderConfig.guidance_method (all but exact approximate the ORAG gradient)')
   args = parser.parse_args()
-  malloc = retain_memory()  # as the command line and the trainer run (jaxsemic/runtime.py)
+  malloc = huge_pages()  # as the command line and the trainer run (jaxsemic/runtime.py)
   h, w = args.size
   rng = np.random.default_rng(0)
   image = rng.integers(0, 256, (h, w, 3), np.uint8)

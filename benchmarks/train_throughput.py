@@ -165,7 +165,7 @@ def main() -> int:
                       help="our config.microbatches (0 = auto, as the trainer: jaxsemic/training/step.py)")
   reference_side.add_options(parser)
   args = parser.parse_args()
-  retained = reference_side.retain_memory(args)
+  pages = reference_side.our_pages(args)
   if args.reference:
     reference(args)
     return 0
@@ -177,8 +177,8 @@ def main() -> int:
   sides = reference_side.malloc_settings(args)
   with contextlib.ExitStack() as stack:
     refs = [stack.enter_context(reference_side.Reference(
-        args.compressai_python, __file__, {"batch": crops}, ["--N", str(args.N), "--M", str(args.M)], keep))
-        for _, keep in sides]
+        args.compressai_python, __file__, {"batch": crops}, ["--N", str(args.N), "--M", str(args.M)], huge))
+        for _, huge in sides]
     os.environ["JAXSEMIC_CONV_WGRAD"] = args.conv_wgrad  # read when the step is traced
     ours_first, ours_loss0, ours_run = our_stepper(refs[0].weights, crops, args.compute_dtype, microbatches)
     times = {name: ([], []) for name in ["ours", *(label for label, _ in sides)]}  # (seconds, CPU seconds)
@@ -195,7 +195,7 @@ def main() -> int:
       print(f"{line}, load {load()}", flush=True)
   first = refs[0].info
   print(f"jax side: compute dtype {args.compute_dtype}, conv weight gradient {args.conv_wgrad}, {microbatches} "
-        f"microbatch(es), malloc {'retained' if retained else 'default'}; torch {first['torch']}, "
+        f"microbatch(es), {pages}; torch {first['torch']}, "
         f"{first['threads']} threads")
   for label, ref in zip((label for label, _ in sides), refs):
     print(f"\nours / {label}:")

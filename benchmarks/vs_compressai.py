@@ -129,7 +129,7 @@ def main() -> int:
   parser.add_argument("--steps", type=int, default=3, help="timed training steps after the warm-up")
   reference_side.add_options(parser)
   args = parser.parse_args()
-  retained = reference_side.retain_memory(args)
+  pages = reference_side.our_pages(args)
   if args.reference:
     reference_side.serve(reference(args), {})
     return 0
@@ -137,15 +137,15 @@ def main() -> int:
   inputs = {"image": test_image(), "batch": train_batch()}
   sides = reference_side.malloc_settings(args)
   with contextlib.ExitStack() as stack:
-    refs = [stack.enter_context(reference_side.Reference(args.compressai_python, __file__, inputs, extra, keep))
-            for _, keep in sides]
+    refs = [stack.enter_context(reference_side.Reference(args.compressai_python, __file__, inputs, extra, huge))
+            for _, huge in sides]
     for ref in refs:
       ref.close()  # each has measured everything before replying: our side runs alone, as before
     mine = ours(args, refs[0].weights, refs[0].inputs)
   load = os.getloadavg()[0]
   print(f"{ARCH} N={args.N} M={args.M}; CPU {cpu_model()}, {os.cpu_count()} cores, load average {load:.1f}; "
-        f"our step in {mine['microbatches']} microbatch(es) (the trainer's CPU auto), our malloc "
-        f"{'retained' if retained else 'default'}")
+        f"our step in {mine['microbatches']} microbatch(es) (the trainer's CPU auto), ours with "
+        f"{pages}")
   for (label, _), ref in zip(sides, refs):
     theirs = ref.info
     print(f"\n{'':34}{'ours':>10}{label:>30}{'ours/theirs':>13}")

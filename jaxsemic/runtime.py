@@ -5,7 +5,7 @@
 - `persistent_jit`: the codec's jitted functions, their executables kept by our own key, so a warm process
   neither traces nor lowers the model.
 - `cached_arrays`: small derived arrays (a model's parameter shapes, the text vector of a caption).
-- `retain_freed_memory`: glibc keeps freed memory for reuse, so XLA:CPU's per-call buffers stop page-faulting.
+- `use_huge_pages`: glibc backs large blocks by huge pages, so XLA:CPU's per-call buffers stop page-faulting.
 Both are keyed by their inputs and by `code_fingerprint()`, so a change to jaxsemic's code or to jax/flax never
 reuses an entry. Measured in the README ("Using the codec").
 """
@@ -24,33 +24,45 @@ import numpy as np
 
 OFF = ("", "0", "off", "none")
 
-# mallopt(3) parameters of glibc's malloc.h.
-_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
+HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"
+_THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
 
 
-def retain_freed_memory() -> bool:
-  """Makes glibc keep freed memory for reuse (one arena, no mmap, no trimming); True if it applied.
+def huge_pages_env(environ: dict[str, str]) -> dict[str, str] | None:
+  """`environ` with glibc's huge-page tunable added, or None when there is nothing to do (already set, turned off
+  with JAXSEMIC_HUGE_PAGES=0, not glibc >= 2.35, or transparent huge pages off in the kernel)."""
+  tunables = environ.get("GLIBC_TUNABLES", "")
+  if "glibc.malloc.hugetlb" in tunables or environ.get("JAXSEMIC_HUGE_PAGES", "1").lower() in OFF:
+    return None
+  try:
+    name, version = os.confstr("CS_GNU_LIBC_VERSION").split()
+    with open(_THP_SETTING, encoding="ascii") as f:
+      thp = f.read()
+  except (AttributeError, ValueError, OSError):  # not Linux, not glibc, no THP
+    return None
+  if name != "glibc" or tuple(map(int, version.split(".")[:2])) < (2, 35) or "[never]" in thp:
+    return None
+  return {**environ, "GLIBC_TUNABLES": f"{tunables}:{HUGE_PAGES_TUNABLE}" if tunables else HUGE_PAGES_TUNABLE}
+
+
+def use_huge_pages() -> None:
+  """Re-runs this process (same pid, argv and environment) with glibc backing its mmapped blocks by huge pages.
 
   XLA:CPU allocates every call's temporary buffer and frees it when the call returns (0.94 GB for a bmshj2018
-  training step of 8 crops of 256^2). glibc serves such blocks with mmap and munmap, so each call page-faults
-  its whole working set afresh: 240,000 faults and ~0.4 CPU s of kernel time per 1.2 s step on 2 cores. With
-  the memory kept in the heap the next call reuses the same pages (0 faults, 1.0 s; benchmarks/
-  train_throughput.py). The price: the process keeps its peak memory instead of returning it, and a fragmented
-  heap can peak higher (a 50 MP tiled decompress 0.94 -> 1.68 GiB, docs/bitstream.md). Process-wide, so
-  the command line, the trainer and the benchmarks call it, first thing (threads created later share the one
-  arena); a library user opts in the same way. Linux with glibc only; JAXSEMIC_RETAIN_MEMORY=0 turns it off.
+  training step of 8 crops of 256^2); glibc maps and unmaps blocks that large, so each call page-faulted its
+  whole working set afresh in 4 kB pages: 240,000 faults and ~0.4 CPU s of kernel time per 1.2 s step on 2
+  cores. glibc reads its tunables only at start-up, hence the re-exec; with 2 MB pages the same step takes
+  ~1,000 faults and 1.0 s, and freed memory still goes back to the kernel (docs/training.md). Called first thing
+  by the command line, the trainer and the benchmarks; a library user sets GLIBC_TUNABLES=glibc.malloc.hugetlb=1
+  before Python starts instead. JAXSEMIC_HUGE_PAGES=0 turns it off.
   """
-  if os.environ.get("JAXSEMIC_RETAIN_MEMORY", "1").lower() in OFF:
-    return False
-  import ctypes  # pylint: disable=import-outside-toplevel
-  try:
-    mallopt = ctypes.CDLL(None).mallopt  # absent outside glibc (macOS, musl): nothing to do
-  except (OSError, AttributeError):
-    return False
-  mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-  # -1 as M_TRIM_THRESHOLD disables trimming (mallopt(3)); M_MMAP_MAX 0 serves large blocks from the heap.
-  return all(mallopt(param, value) == 1 for param, value in
-             ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1)))
+  import sys  # pylint: disable=import-outside-toplevel
+  env = huge_pages_env(dict(os.environ))
+  if env is None or not getattr(sys, "orig_argv", None):
+    return
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 
 def cache_root() -> str:

@@ -23,8 +23,6 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: list[str]) -> None:
   """Runs training (then the optional export + round-trip demo) and exits 1 on a UserError."""
   del argv
-  from jaxsemic.runtime import retain_freed_memory  # pylint: disable=import-outside-toplevel
-  retain_freed_memory()  # before the trainer's threads: each step's buffers are reused, not page-faulted anew
   try:
     getattr(_CONFIG.value, "seed", None)  # config_flags loads the file lazily: a missing one fails here
   except OSError as e:
@@ -69,4 +67,6 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
+  from jaxsemic.runtime import use_huge_pages
+  use_huge_pages()  # re-runs this command with huge pages: each step's buffers stop page-faulting (runtime.py)
   app.run(main, flags_parser=parse_flags)

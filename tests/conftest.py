@@ -8,10 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-from jaxsemic.runtime import retain_freed_memory
-
-retain_freed_memory()  # as the CLI and the trainer run: XLA:CPU's per-call buffers reused, not page-faulted anew
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TINY_MODEL = dict(name="selic", N=16, M=20, num_slices=4, max_support_slices=-1, charm_hidden=[16],
