@@ -5,9 +5,10 @@
 - `persistent_jit`: the codec's jitted functions, their executables kept by our own key, so a warm process
   neither traces nor lowers the model.
 - `cached_arrays`: small derived arrays (a model's parameter shapes, the text vector of a caption).
-- `use_huge_pages`: glibc backs large blocks by huge pages, so XLA:CPU's per-call buffers stop page-faulting.
 Both are keyed by their inputs and by `code_fingerprint()`, so a change to jaxsemic's code or to jax/flax never
 reuses an entry. Measured in the README ("Using the codec").
+Also `use_huge_pages`: the entry points re-run themselves with glibc backing large blocks by huge pages, so
+XLA:CPU's per-call buffers stop page-faulting (docs/training.md).
 """
 
 from __future__ import annotations
