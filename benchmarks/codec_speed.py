@@ -150,7 +150,7 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--json", help="also write the results here")
   args = parser.parse_args()
-  malloc = huge_pages()  # as the command line and the trainer run (jaxsemic/runtime.py)
+  malloc = huge_pages()  # as the trainer runs (jaxsemic/runtime.py)
 
   import jax
   from PIL import Image

@@ -90,7 +90,7 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--repeats", type=int, default=3)
   args = parser.parse_args()
-  malloc = huge_pages()  # as the command line and the trainer run (jaxsemic/runtime.py)
+  malloc = huge_pages()  # as the trainer runs (jaxsemic/runtime.py)
   print(f"batch {args.batch}, CPU {cpu_model()}, {os.cpu_count()} cores, {malloc} (both sides), load average "
         f"{load()}; seconds, best of {args.repeats} interleaved repeats")
   print(f"{'layer':22s} {'fwd':>6s} {'f+b XLA':>8s} {'f+b auto':>8s} {'f+b taps':>8s} {'torch f':>8s} "

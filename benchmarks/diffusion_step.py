@@ -39,7 +39,7 @@ from jaxsemic.diffusion.pretrained import params_from_state_dict, random_params
 from jaxsemic.diffusion.schedulers import SchedulerConfig
 from jaxsemic.diffusion.unet import UNet2DConditionModel
 from jaxsemic.sedic.pipeline import GUIDANCE_METHODS, StageInputs, StepStatic, object_step_program, step_output
-from machine import cpu_model, load, memory_gib, huge_pages
+from machine import cpu_model, load, memory_gib
 
 SD15 = dict(in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
             attention_head_dim=8, cross_attention_dim=768, norm_num_groups=32,
@@ -177,7 +177,6 @@ def main():
   parser.add_argument('--skip-diffusers', action='store_true',
                       help='time only our plain and ORAG steps (random weights, no PyTorch models in memory)')
   args = parser.parse_args()
-  malloc = huge_pages()  # as the command line and the trainer run (jaxsemic/runtime.py)
   methods = tuple(args.methods.split(','))
   if any(m not in GUIDANCE_METHODS for m in methods):
     parser.error(f'--methods: choose from {", ".join(GUIDANCE_METHODS)}')
@@ -185,7 +184,7 @@ def main():
   arch, data = SIZES[args.size], inputs(args.latent)
   print(f'CPU {cpu_model()}, {os.cpu_count()} cores; jax {jax.__version__}, torch {torch.__version__} '
         f'({torch.get_num_threads()} threads); {args.size} channels {arch["block_out_channels"]}, latent '
-        f'{args.latent}, batch 1, {args.dtype}; {malloc} (both sides: one process); load {load()}', flush=True)
+        f'{args.latent}, batch 1, {args.dtype}; load {load()}', flush=True)
   t_unet, t_cn = (None, None) if args.skip_diffusers else diffusers_models(arch)
   state_dicts = None if args.skip_diffusers else (t_unet.state_dict(), t_cn.state_dict())
   params, step, object_program, solver_input, energy = jax_steps(arch, state_dicts, data, jnp.dtype(args.dtype))

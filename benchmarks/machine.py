@@ -39,8 +39,8 @@ def memory_gib(field: str = "VmHWM") -> float:
 
 
 def huge_pages() -> str:
-  """`jaxsemic.runtime.use_huge_pages()` (re-runs this script with glibc's huge-page tunable, as the CLI and the
-  trainer run); 'huge pages' or 'default pages', for the printout."""
+  """`jaxsemic.runtime.use_huge_pages()` (re-runs this script with glibc's huge-page tunable, as the trainer
+  runs); 'huge pages' or 'default pages', for the printout."""
   from jaxsemic.runtime import use_huge_pages  # pylint: disable=import-outside-toplevel
   use_huge_pages()
   return "huge pages" if "glibc.malloc.hugetlb" in os.environ.get("GLIBC_TUNABLES", "") else "default pages"

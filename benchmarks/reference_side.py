@@ -6,7 +6,7 @@ The script adds the hidden options (`add_options`); run with `--reference` it bu
 reply per request; closing stdin ends the subprocess. Reply lines carry a prefix, so anything else the
 CompressAI side prints is ignored; its stderr is kept and shown only when it fails.
 
-Our side runs with glibc's huge-page tunable (`jaxsemic.runtime.use_huge_pages`, as the CLI and the trainer do);
+Our side runs with glibc's huge-page tunable (`jaxsemic.runtime.use_huge_pages`, as the trainer does);
 PyTorch gains at least as much from it, so `--compressai-malloc both` (the default) runs two CompressAI
 processes, one as PyTorch ships and one with the same tunable (`huge`), and each ratio is printed against both.
 """

@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxsemic.sedic import components as C
 from jaxsemic.sedic import pipeline as P
-from machine import cpu_model, load, memory_gib, huge_pages
+from machine import cpu_model, load, memory_gib
 
 
 def main() -> None:
@@ -34,7 +34,6 @@ def main() -> None:
   parser.add_argument('--guidance-method', default='exact', choices=P.GUIDANCE_METHODS,
                       help='DecoderConfig.guidance_method (all but exact approximate the ORAG gradient)')
   args = parser.parse_args()
-  malloc = huge_pages()  # as the command line and the trainer run (jaxsemic/runtime.py)
   h, w = args.size
   rng = np.random.default_rng(0)
   image = rng.integers(0, 256, (h, w, 3), np.uint8)
@@ -46,8 +45,8 @@ def main() -> None:
   start = time.perf_counter()
   components = C.sd21_random_components(0) if args.models == 'sd21' else C.tiny_components(0)
   print(f'{args.models} random components: {time.perf_counter() - start:.1f} s; CPU {cpu_model()}, '
-        f'{os.cpu_count()} cores; {w}x{h}, J = {args.objects}, guidance {args.guidance_method}; {malloc}; '
-        f'load {load()}', flush=True)
+        f'{os.cpu_count()} cores; {w}x{h}, J = {args.objects}, guidance {args.guidance_method}; load {load()}',
+        flush=True)
   cfg = P.DecoderConfig(scheduler=args.scheduler, guidance_method=args.guidance_method)
   for call in range(args.calls):
     out = P.decode(image, texts, masks, components, cfg, seed=0)

@@ -52,7 +52,7 @@ def main() -> None:
                       help="JAXSEMIC_CONV_WGRAD[:config.microbatches], microbatches 0 or absent = auto")
   parser.add_argument("--rounds", type=int, default=5)
   args = parser.parse_args()
-  malloc = huge_pages()  # as the command line and the trainer run (jaxsemic/runtime.py)
+  malloc = huge_pages()  # as the trainer runs (jaxsemic/runtime.py)
   print(f"CPU {cpu_model()}, {os.cpu_count()} cores; {malloc}; load average {load()} at start", flush=True)
   crops = np.random.default_rng(0).integers(0, 256, (8, 256, 256, 3), dtype=np.uint8)
   batch, rng = {"image": jnp.asarray(crops)}, jax.random.PRNGKey(0)

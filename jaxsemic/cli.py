@@ -43,9 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
   """Entry point: parses the command name, then the command's own arguments."""
-  if argv is None:  # the process's entry point (not a caller's): re-run it with huge pages if it has none yet
-    from jaxsemic.runtime import use_huge_pages
-    use_huge_pages()
   argv = list(sys.argv[1:] if argv is None else argv)
   if argv and argv[0] in ("-V", "--version"):
     from jaxsemic import __version__

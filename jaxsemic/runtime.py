@@ -7,8 +7,8 @@
 - `cached_arrays`: small derived arrays (a model's parameter shapes, the text vector of a caption).
 Both are keyed by their inputs and by `code_fingerprint()`, so a change to jaxsemic's code or to jax/flax never
 reuses an entry. Measured in the README ("Using the codec").
-Also `use_huge_pages`: the entry points re-run themselves with glibc backing large blocks by huge pages, so
-XLA:CPU's per-call buffers stop page-faulting (docs/training.md).
+Also `use_huge_pages`: the trainer re-runs itself with glibc backing large blocks by huge pages, so XLA:CPU's
+per-call buffers stop page-faulting (docs/training.md).
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ def use_huge_pages() -> None:
   whole working set afresh in 4 kB pages: 240,000 faults and ~0.4 CPU s of kernel time per 1.2 s step on 2
   cores. glibc reads its tunables only at start-up, hence the re-exec; with 2 MB pages the same step takes
   ~1,000 faults and 1.0 s, and freed memory still goes back to the kernel (docs/training.md). Called first thing
-  by the command line, the trainer and the benchmarks; a library user sets GLIBC_TUNABLES=glibc.malloc.hugetlb=1
-  before Python starts instead. JAXSEMIC_HUGE_PAGES=0 turns it off.
+  by the trainer and the training and codec benchmarks (not the CLI: a single call would pay ~0.1 s for the
+  re-exec); a library user sets GLIBC_TUNABLES=glibc.malloc.hugetlb=1 before Python starts instead.
+  JAXSEMIC_HUGE_PAGES=0 turns it off.
   """
   import sys  # pylint: disable=import-outside-toplevel
   env = huge_pages_env(dict(os.environ))

@@ -56,3 +56,4 @@ def test_use_huge_pages_reruns_the_process_and_stops_the_faults():
   assert tunables == runtime.HUGE_PAGES_TUNABLE and faults < pages // 50
   tunables, faults = _probe(JAXSEMIC_HUGE_PAGES="0")
   assert tunables == "None" and faults > pages // 2
+
