@@ -13,6 +13,8 @@ Each side's first decompress (ours: incl. XLA compilation) is reported apart; th
 N = 192, 768x512), so that decompress - g_s shows the context decoding. Target (issue 16):
 wavefront decompress <= 0.25x CompressAI's. The CPU model and the load average are printed with the result; on a
 shared machine the absolute numbers move, the ratios less.
+Two CompressAI processes by default, one with glibc's defaults and one with the huge-page tunable our side
+runs with (`--compressai-malloc`, reference_side.py); every ratio is printed against both.
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ Measured on AMD EPYC, 2 cores, load 2.3 (rounds interleaved), before `auto` chan
 ours 2.53 s vs CompressAI 5.03 s (min), a loaded ratio (see below), not the idle one. With other jobs on the cores (load 10-20) CompressAI
 slows down much more than ours (ratios 1.4-1.8x then): those are not idle ratios. The idle Xeon of issue 16
 measured 0.69-0.81x with vs_compressai.py.
+Two CompressAI processes by default, one with glibc's defaults and one with the huge-page tunable our side
+runs with (`--compressai-malloc`, reference_side.py); every ratio is printed against both.
 """
 
 from __future__ import annotations

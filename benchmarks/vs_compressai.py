@@ -10,6 +10,8 @@ warm-up (compilation excluded and reported apart): compress + decompress seconds
 MSE). Prints ours / theirs.
 Targets (issue 6): compress + decompress <= 0.7x CompressAI's time, training throughput >= 1.3x.
 The two runs take turns on the same cores; on a shared machine the absolute numbers move, the ratios less.
+Two CompressAI processes by default, one with glibc's defaults and one with the huge-page tunable our side
+runs with (`--compressai-malloc`, reference_side.py); every ratio is printed against both.
 """
 
 from __future__ import annotations

@@ -50,10 +50,11 @@ def test_huge_pages_env_adds_the_tunable_once():
 
 @pytest.mark.skipif(not _NEEDED, reason="glibc < 2.35 or transparent huge pages off")
 def test_use_huge_pages_reruns_the_process_and_stops_the_faults():
-  """Re-run with the tunable, a freed and re-allocated 512 MB block faults < 2 % of its 4 kB pages; off, > 50 %."""
+  """Re-run with the tunable, a freed and re-allocated 512 MB block faults < 25 % of its 4 kB pages (768 faults
+  here: huge pages; a fragmented machine may fall back to small pages for some), off > 50 %."""
   tunables, faults = _probe()
   pages = 512 * 2 ** 20 // os.sysconf("SC_PAGE_SIZE")
-  assert tunables == runtime.HUGE_PAGES_TUNABLE and faults < pages // 50
+  assert tunables == runtime.HUGE_PAGES_TUNABLE and faults < pages // 4
   tunables, faults = _probe(JAXSEMIC_HUGE_PAGES="0")
   assert tunables == "None" and faults > pages // 2
 
