@@ -52,13 +52,14 @@ def malloc_settings(args: argparse.Namespace) -> tuple[tuple[str, bool], ...]:
 
 
 def _environment(huge: bool) -> dict[str, str]:
-  """This environment with glibc's huge-page tunable added (`huge`) or taken out."""
+  """This environment without glibc's huge-page tunable, or with it (`huge`; `runtime.huge_pages_env`, so only
+  where glibc and the kernel support it, as for our side)."""
   sys.path.insert(0, REPO)
-  from jaxsemic.runtime import HUGE_PAGES_TUNABLE  # pylint: disable=import-outside-toplevel
-  kept = [t for t in os.environ.get("GLIBC_TUNABLES", "").split(":") if t and not t.startswith("glibc.malloc.hugetlb")]
-  env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-  tunables = ":".join(kept + ([HUGE_PAGES_TUNABLE] if huge else []))
-  return {**env, "GLIBC_TUNABLES": tunables} if tunables else env
+  from jaxsemic.runtime import huge_pages_env  # pylint: disable=import-outside-toplevel
+  kept = ":".join(t for t in os.environ.get("GLIBC_TUNABLES", "").split(":")
+                  if t and not t.startswith("glibc.malloc.hugetlb"))
+  env = {**{k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}, **({"GLIBC_TUNABLES": kept} if kept else {})}
+  return (huge_pages_env(env) or env) if huge else env
 
 
 # --- the CompressAI side (runs in the CompressAI venv) -----------------------------------------------------------

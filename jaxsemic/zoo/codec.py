@@ -176,7 +176,7 @@ def context_decode(model, streams: Sequence[bytes], hp: int, wp: int, order: str
   with coder_precision():
     hyper = _hyper(m, p, z_hat)
     y0 = np.zeros((hp // 16, wp // 16, model.cfg.M), np.float32)
-    y_hat_1, _, _ = context_coding.run(m, p, hyper[0], y0, model.scale_table, host, order)
+    y_hat_1, _, _ = context_coding.run(m, p, hyper[0], y0, model.scale_table, host, order, estimate_bits=False)
   if host.error is not None:
     raise host.error
   y_hat = jnp.asarray(y_hat_1[None])

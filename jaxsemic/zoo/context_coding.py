@@ -146,7 +146,7 @@ def _bits(symbols: Array, means: Array, scales: Array, valid: Array) -> Array:
 
 
 def _scheduled(module, params, hyper: Array, y: Array, scale_table: np.ndarray,
-               host: Callable[[np.ndarray, np.ndarray], np.ndarray], order: str):
+               host: Callable[[np.ndarray, np.ndarray], np.ndarray], order: str, estimate_bits: bool):
   """`run` for the batched orders: a host loop over the steps, one device call and one host call per step."""
   h, w, m = y.shape
   chex.assert_shape(hyper, (h, w, 2 * m))
@@ -164,31 +164,36 @@ def _scheduled(module, params, hyper: Array, y: Array, scale_table: np.ndarray,
     sym = np.zeros(proposed.shape, np.int32)
     sym[valid] = host(idx_valid, np.asarray(proposed)[valid])
     chunks.append((sym[valid], idx_valid))
-    coded.append((sym, means, scales))
+    if estimate_bits:
+      coded.append((sym, means, scales))
     prev = (r, c, sym, means)
   y_pad = coding_step(module, params, matrix, hyper, y_pad, y, prev, nothing, nothing, table)[0]
   p = CONTEXT_KERNEL // 2
-  syms, means, scales = (jnp.stack(a) for a in zip(*coded))
-  return np.asarray(y_pad)[p:p + h, p:p + w], chunks, float(_bits(syms, means, scales, jnp.asarray(rows >= 0)))
+  bits = None
+  if estimate_bits:
+    syms, means, scales = (jnp.stack(a) for a in zip(*coded))
+    bits = float(_bits(syms, means, scales, jnp.asarray(rows >= 0)))
+  return np.asarray(y_pad)[p:p + h, p:p + w], chunks, bits
 
 
 def run(module, params, hyper: Array, y: Array, scale_table: np.ndarray,
-        host: Callable[[np.ndarray, np.ndarray], np.ndarray], order: str = "wavefront"):
+        host: Callable[[np.ndarray, np.ndarray], np.ndarray], order: str = "wavefront", estimate_bits: bool = True):
   """Codes one image's y [h,w,M] in `order` with `host` answering the symbol requests.
 
   host(scale indices [n,M], proposed symbols [n,M]) -> symbols [n,M], for the n positions of a step.
   Returns (y_hat [h,w,M], chunks, bits): `chunks` are the (symbols, scale indices) arrays of each host call,
-  in the order the range coder sees them (one position per chunk in raster order, one diagonal in wavefront).
+  in the order the range coder sees them (one position per chunk in raster order, one diagonal in wavefront);
+  bits is None unless `estimate_bits` (the decoder needs none).
   """
   if order != "serial":
-    return _scheduled(module, params, hyper, y, scale_table, host, order)
+    return _scheduled(module, params, hyper, y, scale_table, host, order, estimate_bits)
   with _LOCK:
     token = next(_COUNTER)
     _SESSIONS[token] = host
   try:
     y_hat, syms, idxs, bits = serial_pass(module, params, jnp.asarray(hyper), jnp.asarray(y), jnp.int32(token),
                                           jnp.asarray(scale_table, jnp.float32))
-    return np.asarray(y_hat), list(zip(np.asarray(syms), np.asarray(idxs))), float(bits)
+    return np.asarray(y_hat), list(zip(np.asarray(syms), np.asarray(idxs))), float(bits) if estimate_bits else None
   finally:
     with _LOCK:
       del _SESSIONS[token]
