@@ -1,4 +1,4 @@
-"""cheng2020-attn decompress: our wavefront decoder and our raster (.jsc version 1) decoder against CompressAI's.
+"""cheng2020-attn decompress: our wavefront decoders (.jsc versions 3 and 2) and raster (v1) decoder against CompressAI's.
 
   . .venv/bin/activate
   python benchmarks/context_decode.py --compressai-python /work/venv-compressai/bin/python
@@ -7,7 +7,8 @@ One command prints the whole table. Same weights on both sides: CompressAI's che
 quality-6 size) with the seeded, perturbed init of `tools/compressai_fixtures.build`, imported into jaxsemic.
 Image: kodim23 from ../shared/data/kodak if present, else a 768x512 crop of scikit-image's astronaut.
 CompressAI runs in its own venv (numpy<2) as a subprocess of this file (`--reference`) that stays alive and
-decodes on request, so the sides take turns (CompressAI, wavefront, raster, CompressAI, ...) with warm caches.
+decodes on request, so the sides take turns (CompressAI, wavefront v3, v2, raster, CompressAI, ...) with warm
+caches. Version 3 evaluates the entropy parameters as matrix products, version 2 as 1x1 convs (same steps).
 Each side's first decompress (ours: incl. XLA compilation) is reported apart; then min and median of
 --repeats, and g_s alone on each side (ours: the jitted synthesis, theirs: `net.g_s`; the same 480 GFLOP at
 N = 192, 768x512), so that decompress - g_s shows the context decoding. Target (issue 16):
@@ -86,7 +87,8 @@ def reference(args) -> None:
 # --- ours (runs in the jaxsemic venv) ----------------------------------------------------------------------------
 
 def ours(weights: str, image: np.ndarray):
-  """(model, version-2 .jsc, version-1 .jsc, first-call seconds) for the imported weights."""
+  """(model, {"wavefront": version-3 .jsc, "v2": version-2, "raster": version-1}, first-call seconds) for the
+  imported weights."""
   import dataclasses
   from jaxsemic.codec import api, bitstream
   from jaxsemic.codec.model_io import CodecModel, abstract_params
@@ -98,11 +100,12 @@ def ours(weights: str, image: np.ndarray):
   model = CodecModel.from_params(cimport.convert(state, cfg, abstract_params(cfg)), cfg)
   data, _ = api.compress(model, image)
   x = api.pad_images(image[None]).astype(np.float32) / 255.0
-  streams, _ = zoo_codec.context_streams(model, x, "serial")  # what version 1 wrote: raster order
-  data_v1 = bitstream.pack(dataclasses.replace(bitstream.unpack(data), streams=tuple(streams), version=1))
-  first = {"wavefront": _seconds(lambda: api.decompress(model, data)),
-           "raster": _seconds(lambda: api.decompress(model, data_v1))}
-  return model, data, data_v1, first
+  older = {"raster": (1, zoo_codec.context_streams(model, x, "serial")[0]),  # what version 1 wrote: raster order
+           "v2": (2, zoo_codec.context_streams(model, x, "wavefront", entropy_rows=False)[0])}
+  files = {"wavefront": data, **{k: bitstream.pack(dataclasses.replace(bitstream.unpack(data), streams=tuple(s),
+                                                                         version=v)) for k, (v, s) in older.items()}}
+  first = {k: _seconds(lambda f=f: api.decompress(model, f)) for k, f in files.items()}
+  return model, files, first
 
 
 def same_program_raster_is_identical(model, image: np.ndarray, data: bytes) -> bool:
@@ -136,19 +139,21 @@ def main() -> int:
     refs = [stack.enter_context(reference_side.Reference(args.compressai_python, __file__, {"image": image},
                                                          ["--N", str(args.N)], huge)) for _, huge in sides]
     theirs_img = np.load(refs[0].inputs + ".theirs.npy")
-    model, data, data_v1, first = ours(refs[0].weights, image)
-    img_w, img_r = api.decompress(model, data), api.decompress(model, data_v1)
+    model, files, first = ours(refs[0].weights, image)
+    data = files["wavefront"]
+    imgs = {k: api.decompress(model, f) for k, f in files.items()}
+    img_w = imgs["wavefront"]
     shape = (1, -(-image.shape[0] // 64) * 4, -(-image.shape[1] // 64) * 4, args.N)  # the padded latents
     y = jnp.asarray(np.random.default_rng(0).normal(size=shape).astype(np.float32))
     synthesis(model.module, model.params, y).block_until_ready()
     labels = [label for label, _ in sides]
-    times = {k: [] for k in (*labels, "wavefront", "raster", *(f"{k} g_s" for k in labels), "ours g_s")}
+    times = {k: [] for k in (*labels, *files, *(f"{k} g_s" for k in labels), "ours g_s")}
     loads = []
     for _ in range(args.repeats):
       for label, ref in zip(labels, refs):
         times[label].append(ref.ask("decompress")["seconds"])
-      times["wavefront"].append(_seconds(lambda: api.decompress(model, data)))
-      times["raster"].append(_seconds(lambda: api.decompress(model, data_v1)))
+      for key, f in files.items():
+        times[key].append(_seconds(lambda f=f: api.decompress(model, f)))
       for label, ref in zip(labels, refs):
         times[f"{label} g_s"].append(ref.ask("g_s")["seconds"])
       times["ours g_s"].append(_seconds(lambda: synthesis(model.module, model.params, y).block_until_ready()))
@@ -159,15 +164,18 @@ def main() -> int:
         f"{os.cpu_count()} cores; load average {min(loads):.1f}-{max(loads):.1f} during the rounds "
         f"(1-min: {os.getloadavg()[0]:.1f} now); torch {theirs['torch']} ({theirs['threads']} threads); ours with "
         f"{pages}")
-  print(f"bytes: ours {len(data)} (.jsc v2), {len(data_v1)} (v1); CompressAI {theirs['bytes']}. Decoded uint8 images, "
-        f"max |diff|: wavefront vs v1 raster {np.abs(img_w.astype(int) - img_r).max()} (another float program), vs "
+  print(f"bytes: ours {len(data)} (.jsc v3), {len(files['v2'])} (v2), {len(files['raster'])} (v1); CompressAI "
+        f"{theirs['bytes']}. Decoded uint8 images, max |diff| of v3's: vs v2 "
+        f"{np.abs(img_w.astype(int) - imgs['v2']).max()}, vs v1 raster {np.abs(img_w.astype(int) - imgs['raster']).max()} "
+        f"(other float programs), vs "
         f"CompressAI {np.abs(img_w.astype(int) - theirs_img).max()}; raster order through the wavefront's program: "
         f"x_hat bit-identical {identical}")
   med = {k: statistics.median(v) for k, v in times.items()}
   print(f"{'decompress (s)':30}{'first call':>11}{'min':>9}{'median':>9}" +
         "".join(f"{'/ ' + label:>30}" for label in labels))
   rows = [(label, ref.info["first"], label) for label, ref in zip(labels, refs)]
-  rows += [("ours, wavefront (.jsc v2)", first["wavefront"], "wavefront"),
+  rows += [("ours, wavefront (.jsc v3)", first["wavefront"], "wavefront"),
+           ("ours, wavefront (.jsc v2)", first["v2"], "v2"),
            ("ours, raster (.jsc v1)", first["raster"], "raster")]
   for name, first_s, key in rows:
     print(f"{name:30}{first_s:11.2f}{min(times[key]):9.2f}{med[key]:9.2f}" +
@@ -181,8 +189,10 @@ def main() -> int:
           f"({rest['wavefront'] / rest[label]:.3f}x), raster {rest['raster']:.2f} s "
           f"({rest['raster'] / rest[label]:.3f}x)")
   for label in labels:
-    print(f"wavefront / {label} = {med['wavefront'] / med[label]:.3f} (target <= 0.25)")
-  print(f"wavefront / raster = {med['wavefront'] / med['raster']:.2f}")
+    print(f"wavefront v3 / {label} = {med['wavefront'] / med[label]:.3f} (medians; mins "
+          f"{min(times['wavefront']) / min(times[label]):.3f}); v2: {med['v2'] / med[label]:.3f} (target <= 0.25)")
+  print(f"wavefront v3 / v2 = {med['wavefront'] / med['v2']:.3f}, wavefront v3 / raster = "
+        f"{med['wavefront'] / med['raster']:.2f}")
   return 0
 
 

@@ -47,7 +47,7 @@ def test_wavefront_decodes_the_raster_decoders_image(name):
   image = np.ascontiguousarray(np.resize(image, (100, 150, 3)))  # latents 8 x 12: up to 4 per diagonal
   data, _ = api.compress(m, image)
   bs = bitstream.unpack(data)
-  assert bs.version == 2
+  assert bs.version == 3
   img_w, y_w = api.decompress(m, data, return_latents=True)
   x = api.pad_images(image[None]).astype(np.float32) / 255.0
   streams_r, _ = zoo_codec.context_streams(m, x, "raster")
@@ -61,3 +61,20 @@ def test_wavefront_decodes_the_raster_decoders_image(name):
   with pytest.raises(Exception):  # the orders are not interchangeable: a raster stream read as a wavefront
     np.testing.assert_array_equal(np.asarray(zoo_codec.context_decode(m, streams_r, *x.shape[1:3],
                                                                       "wavefront")[1]), np.asarray(y_r))
+
+
+@pytest.mark.parametrize("name", CONTEXT_MODELS)
+def test_entropy_parameters_as_rows_match_the_convs(name):
+  """Version 3's coding step (entropy parameters as matrix products) equals version 2's (1x1 convs) up to float
+  rounding, for every row of a batch."""
+  m, _ = model(name)
+  M = m.cfg.M
+  rng = np.random.default_rng(0)
+  hyper = rng.normal(size=(7, 2 * M)).astype(np.float32)
+  windows = rng.normal(size=(7, 5, 5, M)).astype(np.float32)
+  matrix = m.module.apply({"params": m.params}, method="context_matrix")
+  rows, convs = (m.module.apply({"params": m.params}, hyper, windows, matrix, r, method="context_params_many")
+                 for r in (True, False))
+  for a, b in zip(rows, convs):
+    assert a.shape == (7, M)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

@@ -75,9 +75,10 @@ def test_specific_errors():
   data = C.pack(_file())
   with pytest.raises(UserError, match="bad magic"):
     C.unpack(b"JSC\x1a" + data[4:])
-  with pytest.raises(UserError, match="version 3"):
-    C.unpack(_recrc(data[:4] + b"\x03" + data[5:-4]))
-  assert C.unpack(_recrc(data[:4] + b"\x01" + data[5:-4])).version == 1  # version 1 still reads
+  with pytest.raises(UserError, match="version 4"):
+    C.unpack(_recrc(data[:4] + b"\x04" + data[5:-4]))
+  for old in (1, 2):  # older versions still read
+    assert C.unpack(_recrc(data[:4] + bytes([old]) + data[5:-4])).version == old
   with pytest.raises(UserError, match="CRC-32"):
     C.unpack(data[:-1] + bytes([data[-1] ^ 1]))
   with pytest.raises(UserError, match="reserved flag bits"):

@@ -9,8 +9,8 @@ import zlib
 from jaxsemic.errors import UserError
 
 MAGIC = b"JSC\x1a"
-VERSION = 2  # written; version 1 differs only in the context models' y order (docs/bitstream.md)
-READABLE_VERSIONS = (1, 2)
+VERSION = 3  # written; versions 1 and 2 differ only in the context models' y coding (docs/bitstream.md)
+READABLE_VERSIONS = (1, 2, 3)
 MAX_SIDE = 1 << 16
 TILE_MULTIPLE = 64  # a tiled file's tile side is a multiple of this (the families' padding)
 FLAG_TILED = 0x01  # flags bit 0: the image is coded in tiles (a u32 tile side follows the header)

@@ -17,10 +17,11 @@ from jaxsemic.sedic import maskcode, textcode
 from jaxsemic.sedic.descriptions import MAX_LIMIT, MAX_OBJECTS, Descriptions, from_texts, texts
 
 MAGIC = b"SDC\x1a"
-VERSION = 2  # written
+VERSION = 3  # written
 # The embedded reference sub-streams are those of a .jsc file of the same format version as the .sedic file
-# (version 2: a context-model reference codes y diagonal by diagonal; version 1: in raster order).
-READABLE_VERSIONS = (1, 2)
+# (versions 2 and 3: a context-model reference codes y diagonal by diagonal, version 3 with the entropy
+# parameters as matrix products; version 1: in raster order). The rest of the container is the same in all three.
+READABLE_VERSIONS = (1, 2, 3)
 MAX_SIDE = 1 << 16
 MAX_REF_STREAMS = 16
 _J_MASK = 0b11

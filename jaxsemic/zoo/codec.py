@@ -5,7 +5,8 @@ Three drivers, each range-coding with `entropy.coder.TableCoder`; a family picks
   gaussian    2 streams (z, y) z as above; y symbols round(y - mean) with the Gaussian table of each scale index
                                (zero means in bmshj2018-hyperprior, h_s's means in mbt2018-mean)
   context     2 streams (z, y) y coded diagonal by diagonal (t = 3r + c), one range-coder chunk per diagonal
-                               (`zoo.context_coding`); .jsc version 1 files: position by position, raster
+                               (`zoo.context_coding`); .jsc version 2 files: the entropy parameters as 1x1 convs;
+                               version 1 files: position by position, raster
 The tables `z_*` always hold the entropy bottleneck's (which codes y in the factorized model). Images are coded
 one at a time, so the encoder runs the decoder's shapes.
 """
@@ -158,17 +159,19 @@ gaussian_compress = _per_image(_gaussian_one)
 
 # --- context: z through the bottleneck, y with the masked-conv context, diagonal by diagonal (zoo.context_coding) --
 
-def context_streams(model, x, order: str = "wavefront"):
-  """(z, y) sub-streams and estimated bits of one padded image [1,Hp,Wp,3] with y coded in `order`."""
+def context_streams(model, x, order: str = "wavefront", entropy_rows: bool = True):
+  """(z, y) sub-streams and estimated bits of one padded image [1,Hp,Wp,3] with y coded in `order`
+  (`entropy_rows=False`: version 2's entropy-parameter arithmetic)."""
   m, p = model.module, model.params
   y, z_hat, z_stream, bits = _front(model, x, hyper=True)
   with coder_precision():
     hyper = _hyper(m, p, z_hat)
-    _, chunks, y_bits = context_coding.run(m, p, hyper[0], y[0], model.scale_table, context_coding.echo, order)
+    _, chunks, y_bits = context_coding.run(m, p, hyper[0], y[0], model.scale_table, context_coding.echo, order,
+                                           entropy_rows=entropy_rows)
   return (z_stream, _y_stream(model, chunks)), bits + y_bits
 
 
-def context_decode(model, streams: Sequence[bytes], hp: int, wp: int, order: str):
+def context_decode(model, streams: Sequence[bytes], hp: int, wp: int, order: str, entropy_rows: bool = True):
   """(x_hat, y_hat) from (z, y) sub-streams whose y is coded in `order` (`context_coding.run`)."""
   m, p = model.module, model.params
   z_hat = _decode_bottleneck(model, streams[0], (hp // 64, wp // 64, model.cfg.N))
@@ -176,7 +179,8 @@ def context_decode(model, streams: Sequence[bytes], hp: int, wp: int, order: str
   with coder_precision():
     hyper = _hyper(m, p, z_hat)
     y0 = np.zeros((hp // 16, wp // 16, model.cfg.M), np.float32)
-    y_hat_1, _, _ = context_coding.run(m, p, hyper[0], y0, model.scale_table, host, order, estimate_bits=False)
+    y_hat_1, _, _ = context_coding.run(m, p, hyper[0], y0, model.scale_table, host, order, estimate_bits=False,
+                                       entropy_rows=entropy_rows)
   if host.error is not None:
     raise host.error
   y_hat = jnp.asarray(y_hat_1[None])
@@ -184,8 +188,13 @@ def context_decode(model, streams: Sequence[bytes], hp: int, wp: int, order: str
 
 
 def context_decompress(model, streams: Sequence[bytes], hp: int, wp: int):
-  """Decodes y diagonal by diagonal (the .jsc format since version 2)."""
+  """Decodes y diagonal by diagonal (the .jsc format since version 2; version 3's entropy-parameter arithmetic)."""
   return context_decode(model, streams, hp, wp, "wavefront")
+
+
+def context_decompress_v2(model, streams: Sequence[bytes], hp: int, wp: int):
+  """Decodes a .jsc version 2 file: diagonal by diagonal, the entropy parameters as 1x1 convs."""
+  return context_decode(model, streams, hp, wp, "wavefront", entropy_rows=False)
 
 
 def context_decompress_v1(model, streams: Sequence[bytes], hp: int, wp: int):

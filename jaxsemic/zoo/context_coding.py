@@ -7,7 +7,11 @@ the .jsc format since version 2). Per step, one device call (`coding_step`, jitt
 cacheable on disk) evaluates all positions of the diagonal as one batch, and one host call gets their integer
 symbols: the encoder's returns round(y - mean) (computed in the step), the decoder's range-decodes them with
 the step's scale indices in one coder call. The "raster" schedule runs the same program one position per step,
-each in the row it has in its diagonal, so both orders give the same numbers bit for bit (tested).
+each in the row it has in its diagonal, so both orders give the same numbers bit for bit (tested). Version 3
+evaluates the entropy parameters' 1x1 convs as matrix products over the diagonal's rows (~2x faster on XLA:CPU at
+these few rows; other float rounding), version 2 as convs: `entropy_rows`. (One `lax.scan` over the steps with
+an `io_callback` per step was measured too: ~25 ms less per 768x512 image warm, but XLA does not keep programs
+with host callbacks in its disk cache, so every new process compiled it: ~0.6 s more on a CLI call.)
 `serial_pass` is .jsc version 1's decoder: raster order, one unbatched evaluation per position, one `lax.scan`
 with an `io_callback` per position.
 
@@ -112,14 +116,15 @@ def context_matrix(module, params) -> Array:
   return module.apply({"params": params}, method="context_matrix")
 
 
-@functools.partial(jax.jit, static_argnums=0, donate_argnums=4)
+@functools.partial(jax.jit, static_argnums=(0, 10), donate_argnums=4)
 def coding_step(module, params, matrix: Array, hyper: Array, y_pad: Array, y: Array, prev: tuple, rows: Array,
-                cols: Array, scale_table: Array):
+                cols: Array, scale_table: Array, entropy_rows: bool = True):
   """One step of a `schedule`: writes the previous step's y_hat, then evaluates this step's positions as a batch.
 
   matrix: `context_matrix(module, params)`; prev: (rows [B], cols [B], symbols [B,M], means [B,M]) of the previous
   step (rows -1: nothing to write); rows, cols [B]: this step's positions (-1 pads). y_pad [h+4, w+4, M] holds
-  the decoded latents (donated).
+  the decoded latents (donated). `entropy_rows`: the entropy parameters as matrix products (.jsc version 3) or
+  as 1x1 convs (version 2).
   Returns (y_pad, scales, means, scale indices, proposed symbols round(y - mean)), all [B,M] but y_pad; pad
   rows have index 0. The same program serves every step, order, encoder and decoder (one compile per shape).
   """
@@ -132,7 +137,7 @@ def coding_step(module, params, matrix: Array, hyper: Array, y_pad: Array, y: Ar
   valid = rows >= 0
   rs, cs = jnp.where(valid, rows, 0), jnp.where(valid, cols, 0)
   windows = jax.vmap(lambda i, j: jax.lax.dynamic_slice(y_pad, (i, j, 0), (k, k, m)))(rs, cs)
-  scales, means = module.apply({"params": params}, hyper[rs, cs], windows, matrix,
+  scales, means = module.apply({"params": params}, hyper[rs, cs], windows, matrix, entropy_rows,
                                method="context_params_many")
   idx = jnp.where(valid[:, None], scale_index(scales, scale_table), 0)
   return y_pad, scales, means, idx, jnp.round(y[rs, cs] - means).astype(jnp.int32)
@@ -146,7 +151,8 @@ def _bits(symbols: Array, means: Array, scales: Array, valid: Array) -> Array:
 
 
 def _scheduled(module, params, hyper: Array, y: Array, scale_table: np.ndarray,
-               host: Callable[[np.ndarray, np.ndarray], np.ndarray], order: str, estimate_bits: bool):
+               host: Callable[[np.ndarray, np.ndarray], np.ndarray], order: str, estimate_bits: bool,
+               entropy_rows: bool):
   """`run` for the batched orders: a host loop over the steps, one device call and one host call per step."""
   h, w, m = y.shape
   chex.assert_shape(hyper, (h, w, 2 * m))
@@ -158,7 +164,8 @@ def _scheduled(module, params, hyper: Array, y: Array, scale_table: np.ndarray,
   prev = (nothing, nothing, np.zeros((rows.shape[1], m), np.int32), jnp.zeros((rows.shape[1], m), y.dtype))
   chunks, coded = [], []
   for r, c in zip(rows, cols):
-    y_pad, scales, means, idx, proposed = coding_step(module, params, matrix, hyper, y_pad, y, prev, r, c, table)
+    y_pad, scales, means, idx, proposed = coding_step(module, params, matrix, hyper, y_pad, y, prev, r, c, table,
+                                                      entropy_rows)
     valid = r >= 0
     idx_valid = np.asarray(idx)[valid]
     sym = np.zeros(proposed.shape, np.int32)
@@ -167,7 +174,7 @@ def _scheduled(module, params, hyper: Array, y: Array, scale_table: np.ndarray,
     if estimate_bits:
       coded.append((sym, means, scales))
     prev = (r, c, sym, means)
-  y_pad = coding_step(module, params, matrix, hyper, y_pad, y, prev, nothing, nothing, table)[0]
+  y_pad = coding_step(module, params, matrix, hyper, y_pad, y, prev, nothing, nothing, table, entropy_rows)[0]
   p = CONTEXT_KERNEL // 2
   bits = None
   if estimate_bits:
@@ -177,16 +184,18 @@ def _scheduled(module, params, hyper: Array, y: Array, scale_table: np.ndarray,
 
 
 def run(module, params, hyper: Array, y: Array, scale_table: np.ndarray,
-        host: Callable[[np.ndarray, np.ndarray], np.ndarray], order: str = "wavefront", estimate_bits: bool = True):
+        host: Callable[[np.ndarray, np.ndarray], np.ndarray], order: str = "wavefront", estimate_bits: bool = True,
+        entropy_rows: bool = True):
   """Codes one image's y [h,w,M] in `order` with `host` answering the symbol requests.
 
   host(scale indices [n,M], proposed symbols [n,M]) -> symbols [n,M], for the n positions of a step.
   Returns (y_hat [h,w,M], chunks, bits): `chunks` are the (symbols, scale indices) arrays of each host call,
   in the order the range coder sees them (one position per chunk in raster order, one diagonal in wavefront);
-  bits is None unless `estimate_bits` (the decoder needs none).
+  bits is None unless `estimate_bits` (the decoder needs none). `entropy_rows` picks the format version's
+  entropy-parameter arithmetic (`coding_step`; True: version 3); "serial" is version 1's program.
   """
   if order != "serial":
-    return _scheduled(module, params, hyper, y, scale_table, host, order, estimate_bits)
+    return _scheduled(module, params, hyper, y, scale_table, host, order, estimate_bits, entropy_rows)
   with _LOCK:
     token = next(_COUNTER)
     _SESSIONS[token] = host

@@ -28,11 +28,12 @@ BMSHJ2018_HYPERPRIOR = _zoo_family("bmshj2018-hyperprior", ScaleHyperprior, code
                                    codec.gaussian_decompress, 2)
 MBT2018_MEAN = _zoo_family("mbt2018-mean", MeanScaleHyperprior, codec.gaussian_compress,
                            codec.gaussian_decompress, 2)
-# .jsc version 1 coded the context models' y in raster order (codec.context_decompress_v1).
-_RASTER_V1 = ((1, codec.context_decompress_v1),)
+# .jsc version 1 coded the context models' y in raster order (codec.context_decompress_v1), version 2 diagonal by
+# diagonal with the entropy parameters as 1x1 convs (codec.context_decompress_v2).
+_OLDER = ((1, codec.context_decompress_v1), (2, codec.context_decompress_v2))
 MBT2018 = _zoo_family("mbt2018", JointAutoregressive, codec.context_compress, codec.context_decompress, 2,
-                      _RASTER_V1)
+                      _OLDER)
 CHENG2020_ANCHOR = _zoo_family("cheng2020-anchor", Cheng2020Anchor, codec.context_compress,
-                               codec.context_decompress, 2, _RASTER_V1)
+                               codec.context_decompress, 2, _OLDER)
 CHENG2020_ATTN = _zoo_family("cheng2020-attn", Cheng2020Attention, codec.context_compress,
-                             codec.context_decompress, 2, _RASTER_V1)
+                             codec.context_decompress, 2, _OLDER)
