@@ -73,8 +73,8 @@ def test_entropy_parameters_as_rows_match_the_convs(name):
   hyper = rng.normal(size=(7, 2 * M)).astype(np.float32)
   windows = rng.normal(size=(7, 5, 5, M)).astype(np.float32)
   matrix = m.module.apply({"params": m.params}, method="context_matrix")
-  rows, convs = (m.module.apply({"params": m.params}, hyper, windows, matrix, r, method="context_params_many")
-                 for r in (True, False))
+  rows, convs = (m.module.apply({"params": m.params}, hyper, windows, matrix, entropy_rows,
+                                method="context_params_many") for entropy_rows in (True, False))
   for a, b in zip(rows, convs):
     assert a.shape == (7, M)
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

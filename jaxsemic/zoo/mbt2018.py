@@ -108,8 +108,9 @@ class EntropyParameters(nn.Module):
   def rows(self, h: Array) -> Array:
     """The same three layers on rows [B, 4M] as matrix products (.jsc version 3's coding step).
 
-    A 1x1 conv over B positions is a [B, 4M] x [4M, 10M/3] product; XLA:CPU runs the product ~2x faster at the
-    coding step's B <= 32 rows, with other float rounding than the conv (~1e-6), so the two are format versions.
+    A 1x1 conv over B positions is a [B, 4M] x [4M, 10M/3] product; at a diagonal's few rows XLA:CPU runs the
+    product ~2x faster than the conv (16 x 768 -> 640: 0.07 vs 0.16 ms), with other float rounding (~1e-6), so
+    the two forms belong to different format versions.
     """
     params = self.variables["params"]
     for i in range(3):
@@ -167,14 +168,14 @@ class JointAutoregressive(MeanScaleHyperprior):
     """The context model's causal taps as one matrix (`MaskedConv.causal_matrix`), for `context_params_many`."""
     return self.context_prediction.causal_matrix()
 
-  def context_params_many(self, hyper_px: Array, windows: Array, matrix: Array, rows: bool = True
+  def context_params_many(self, hyper_px: Array, windows: Array, matrix: Array, entropy_rows: bool = True
                           ) -> tuple[Array, Array]:
     """(scales, means) [B,M] of B positions from their hyper params [B,2M], y_hat neighbourhoods [B,k,k,M]
-    and `context_matrix()`; the entropy parameters as matrix products (`rows`, .jsc version 3) or as 1x1 convs
-    (version 2)."""
+    and `context_matrix()`; the entropy parameters as matrix products over the rows (.jsc version 3) or as 1x1
+    convs (version 2)."""
     ctx = self.context_prediction.at_many(windows, matrix)
     h = jnp.concatenate([hyper_px, ctx], axis=-1)
-    if rows:
+    if entropy_rows:
       return split_scales_means(self.entropy_parameters.rows(h))
     return split_scales_means(self.entropy_parameters(h[:, None, None, :])[:, 0, 0])
 
