@@ -109,6 +109,32 @@ def test_reference_only_equals_the_codec_round_trip(files, encoded, capsys):
   np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
 
 
+def test_a_version_2_file_decodes_its_reference_with_version_2s_program(files, encoded, capsys, tmp_path,
+                                                                        monkeypatch):
+  """A .sedic version 2 carries .jsc version 2 reference streams (entropy parameters as 1x1 convs): decoded with
+  that arithmetic, bit for bit the .jsc version 2 round trip, and within float rounding of version 3's image."""
+  import dataclasses
+  from jaxsemic.codec import bitstream
+  from jaxsemic.zoo import codec as zoo_codec
+  decode, forms = zoo_codec.context_decode, []
+  monkeypatch.setattr(zoo_codec, "context_decode", lambda *a, entropy_rows=True: (
+      forms.append(entropy_rows), decode(*a, entropy_rows=entropy_rows))[1])
+  model = load_model(files["ref"])
+  x = api.pad_images(files["pixels"][None]).astype(np.float32) / 255.0
+  streams, _ = zoo_codec.context_streams(model, x, "wavefront", entropy_rows=False)
+  old = dataclasses.replace(container.unpack(encoded.read_bytes()), ref_streams=tuple(streams), version=2)
+  (tmp_path / "v2.sedic").write_bytes(container.pack(old))
+  out = tmp_path / "ref.png"
+  code, _, err = _run(capsys, "decode", tmp_path / "v2.sedic", "--reference-only", "--reference", files["ref"],
+                      "--out", out)
+  assert code == 0, err
+  assert forms == [False]  # the reference decoded with version 2's entropy parameters
+  jsc_v2 = bitstream.pack(bitstream.Bitstream(model.model_id, H, W, tuple(streams), version=2))
+  np.testing.assert_array_equal(np.asarray(Image.open(out)), api.decompress(model, jsc_v2))
+  v3 = api.decompress(model, api.compress(model, files["pixels"])[0])
+  assert np.abs(np.asarray(Image.open(out)).astype(int) - v3).max() <= 1
+
+
 def test_eval_scores_reconstructions_with_the_bits_of_encode_json(files, encoded, capsys, tmp_path):
   info = _encode(files, capsys, tmp_path / "again.sedic", "--masks", *files["masks"][:2], "--objects", 2,
                  "--l-d", 6, "--l-all", 12)
