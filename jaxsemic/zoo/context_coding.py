@@ -33,7 +33,7 @@ import numpy as np
 from jax.experimental import io_callback
 
 from jaxsemic.entropy.gaussian import gaussian_likelihood, scale_index
-from jaxsemic.zoo.mbt2018 import CONTEXT_KERNEL
+from jaxsemic.zoo.mbt2018 import CODING_SUBMODULES, CONTEXT_KERNEL
 
 Array = jax.Array
 
@@ -160,6 +160,7 @@ def _scheduled(module, params, hyper: Array, y: Array, scale_table: np.ndarray,
   hyper, y, table = jnp.asarray(hyper), jnp.asarray(y), jnp.asarray(scale_table, jnp.float32)
   y_pad = jnp.zeros((h + CONTEXT_KERNEL - 1, w + CONTEXT_KERNEL - 1, m), y.dtype)
   matrix = context_matrix(module, params)
+  params = {name: params[name] for name in CODING_SUBMODULES}  # all the step reads
   nothing = np.full(rows.shape[1], -1, np.int32)
   prev = (nothing, nothing, np.zeros((rows.shape[1], m), np.int32), jnp.zeros((rows.shape[1], m), y.dtype))
   chunks, coded = [], []

@@ -20,6 +20,9 @@ from jaxsemic.zoo.bmshj2018 import GDNAnalysis, GDNSynthesis, HyperAnalysis, Sca
 
 Array = jax.Array
 CONTEXT_KERNEL = 5
+# The submodules whose parameters a coding step reads (`context_params_many`): passing only these to the jitted
+# step makes its per-call argument handling ~0.08 ms shorter (a few parameter arrays instead of all of them).
+CODING_SUBMODULES = ("context_prediction", "entropy_parameters")
 
 
 def _lrelu(x: Array) -> Array:
