@@ -1,4 +1,4 @@
-"""cheng2020-attn decompress: our wavefront decoders (.jsc versions 3 and 2) and raster (v1) decoder against CompressAI's.
+"""cheng2020-attn decompress: our wavefront (.jsc versions 3 and 2) and raster (v1) decoders against CompressAI's.
 
   . .venv/bin/activate
   python benchmarks/context_decode.py --compressai-python /work/venv-compressai/bin/python
@@ -166,8 +166,8 @@ def main() -> int:
         f"{pages}")
   print(f"bytes: ours {len(data)} (.jsc v3), {len(files['v2'])} (v2), {len(files['raster'])} (v1); CompressAI "
         f"{theirs['bytes']}. Decoded uint8 images, max |diff| of v3's: vs v2 "
-        f"{np.abs(img_w.astype(int) - imgs['v2']).max()}, vs v1 raster {np.abs(img_w.astype(int) - imgs['raster']).max()} "
-        f"(other float programs), vs "
+        f"{np.abs(img_w.astype(int) - imgs['v2']).max()}, vs v1 raster "
+        f"{np.abs(img_w.astype(int) - imgs['raster']).max()} (other float programs), vs "
         f"CompressAI {np.abs(img_w.astype(int) - theirs_img).max()}; raster order through the wavefront's program: "
         f"x_hat bit-identical {identical}")
   med = {k: statistics.median(v) for k, v in times.items()}
