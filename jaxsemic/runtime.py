@@ -166,7 +166,7 @@ def persistent_jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) ->
     static = tuple(args[i] for i in statics)
     dynamic = tuple(a for i, a in enumerate(args) if i not in statics)
     leaves, tree = jax.tree.flatten(dynamic)
-    key = (static, tree, tuple(str(jax.typeof(a)) for a in leaves), str(jax.config.jax_default_matmul_precision),
+    key = (static, tree, tuple(map(_aval_key, leaves)), str(jax.config.jax_default_matmul_precision),
            bool(jax.config.jax_enable_x64))
     if key not in programs:
       digest = hashlib.sha256(json.dumps([f"{fun.__module__}.{fun.__qualname__}", [repr(s) for s in static],
@@ -185,6 +185,20 @@ def persistent_jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) ->
     return programs[key](*dynamic)
 
   return call
+
+
+def _aval_key(a) -> tuple | str:
+  """What a compiled program is specialised on for one argument: shape, dtype and weak type.
+
+  Arrays give a tuple of their attributes: `str(jax.typeof(a))` costs ~6 us per array, 1.1-1.5 ms per call with
+  the shipped models' 193-275 parameter arrays.
+  """
+  import jax
+  if isinstance(a, np.ndarray):
+    return a.shape, a.dtype, False
+  if isinstance(a, jax.Array):
+    return a.shape, a.dtype, a.weak_type
+  return str(jax.typeof(a))
 
 
 def _load_executable(path: str, device):
