@@ -161,11 +161,11 @@ def persistent_jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) ->
     if not _EXECUTABLES:
       return jitted(*args)
     device = jax.local_devices()[0]
-    if any(isinstance(a, jax.Array) and a.sharding.device_set != {device} for a in jax.tree.leaves(args)):
-      return jitted(*args)
     static = tuple(args[i] for i in statics)
     dynamic = tuple(a for i, a in enumerate(args) if i not in statics)
     leaves, tree = jax.tree.flatten(dynamic)
+    if any(isinstance(a, jax.Array) and a.sharding.device_set != {device} for a in leaves):
+      return jitted(*args)
     key = (static, tree, tuple(map(_aval_key, leaves)), str(jax.config.jax_default_matmul_precision),
            bool(jax.config.jax_enable_x64))
     if key not in programs:
